@@ -1,0 +1,76 @@
+"""`mlopsctl validate [PATH...]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mlopsctl.cli.main import settings
+from mlopsctl.errors import Diagnostic, ProjectNotFoundError, SpecError
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.pass_context
+def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: bool) -> int:
+    """Check use-case specs (default: every use case of the project).
+
+    Prints every problem of every file as `file:line:col: key.path: message` and exits 1 when
+    there is any.
+    """
+    from mlopsctl.spec.loader import find_project_root, load_project, validate_files
+
+    cwd = settings(ctx).directory
+    names: list[str] = []
+    diags: list[Diagnostic]
+    if paths:
+        try:
+            root: Path | None = find_project_root(cwd)
+        except ProjectNotFoundError:
+            root = None
+        diags = validate_files(root, [cwd / p for p in paths])
+        checked = [str(p) for p in paths]
+    else:
+        root = find_project_root(cwd)
+        try:
+            project = load_project(root)
+            diags = []
+            names = [uc.name for uc in project.usecases]
+            checked = ["mlopsctl.yaml", *(uc.path for uc in project.usecases)]
+        except SpecError as exc:
+            diags = list(exc.diagnostics)
+            checked = sorted({d.file for d in diags})
+    if as_json or fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "valid": not diags,
+                    "files": checked,
+                    "usecases": names,
+                    "diagnostics": [d.to_dict() for d in diags],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for d in diags:
+            click.echo(d.format())
+        if diags:
+            files = len({d.file for d in diags})
+            n = len(diags)
+            click.echo(
+                f"{n} error{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''}",
+                err=True,
+            )
+        elif names:
+            plural = "s" if len(names) != 1 else ""
+            click.echo(f"ok: {len(names)} use case{plural} valid ({', '.join(names)})")
+        else:
+            click.echo(f"ok: {len(checked)} file{'s' if len(checked) != 1 else ''} valid")
+    return 1 if diags else 0

@@ -1,0 +1,74 @@
+"""Where each use case's files live. Pure naming, no I/O: shared by compile and the stages.
+
+Artifacts (large, DVC-cached, git-ignored) go under ``artifacts/<name>/``; reports (small,
+committed to git, ``cache: false`` in dvc.yaml) under ``reports/<name>/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class UseCasePaths:
+    name: str
+
+    @property
+    def artifacts(self) -> str:
+        return f"artifacts/{self.name}"
+
+    @property
+    def reports(self) -> str:
+        return f"reports/{self.name}"
+
+    @property
+    def snapshot(self) -> str:
+        """The ingested (joined) data, as Parquet."""
+        return f"{self.artifacts}/snapshot.parquet"
+
+    @property
+    def train_set(self) -> str:
+        return f"{self.artifacts}/train.parquet"
+
+    @property
+    def test_set(self) -> str:
+        return f"{self.artifacts}/test.parquet"
+
+    @property
+    def model(self) -> str:
+        """The fitted scikit-learn pipeline, as a canonical (byte-reproducible) skops file."""
+        return f"{self.artifacts}/model.skops"
+
+    @property
+    def validation(self) -> str:
+        """Data-check results: every rule, pass or fail, with counts and examples."""
+        return f"{self.reports}/validation.json"
+
+    @property
+    def training(self) -> str:
+        """Features used (inferred or declared), effective params, tuning results."""
+        return f"{self.reports}/training.json"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.reports}/metrics.json"
+
+    @property
+    def plots(self) -> str:
+        return f"{self.reports}/plots"
+
+    def plot_files(self, problem: str) -> tuple[str, ...]:
+        """Plot data (DVC plots format, JSON) and rendered PNGs written by evaluate."""
+        names: tuple[str, ...]
+        if problem == "regression":
+            names = ("residuals.json", "residuals.png")
+        elif problem == "binary_classification":
+            names = ("confusion.json", "confusion.png", "roc.json", "roc.png")
+        else:
+            names = ("confusion.json", "confusion.png")
+        return tuple(f"{self.plots}/{n}" for n in names)
+
+    @property
+    def gate(self) -> str:
+        """The gate verdict: always written, pass or fail."""
+        return f"{self.reports}/gate.json"

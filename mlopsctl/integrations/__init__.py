@@ -1,0 +1,1 @@
+"""DVC and git, behind small functions. Imported only on the apply/init paths."""

@@ -1,0 +1,77 @@
+"""git through GitPython: init, status of spec files, and the apply commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mlopsctl.errors import GitError
+
+
+def _git() -> Any:
+    try:
+        import git
+    except ImportError as exc:  # GitPython raises ImportError when the git binary is missing
+        raise GitError(f"git is not available: {exc}") from exc
+    return git
+
+
+def ensure_repo(root: Path) -> bool:
+    """``git init`` unless *root* is inside a work tree. Returns True when it created one."""
+    git = _git()
+    try:
+        git.Repo(root, search_parent_directories=True)
+        return False
+    except git.InvalidGitRepositoryError:
+        git.Repo.init(root)
+        return True
+
+
+def open_repo(root: Path) -> Any:
+    git = _git()
+    try:
+        return git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+        raise GitError(f"{root} is not inside a git repository (run `mlopsctl init`)") from exc
+
+
+def dirty_paths(root: Path, paths: Sequence[str]) -> list[str]:
+    """Those of *paths* (repo-relative) that are modified, staged or untracked."""
+    repo = open_repo(root)
+    out = repo.git.status("--porcelain", "--untracked-files=all", "--", *paths)
+    return sorted({line[3:].strip() for line in out.splitlines() if line.strip()})
+
+
+def head_commit(root: Path) -> str | None:
+    repo = open_repo(root)
+    try:
+        return str(repo.head.commit.hexsha)
+    except ValueError:  # no commits yet
+        return None
+
+
+def commit(root: Path, paths: Sequence[str], message: str) -> str | None:
+    """Stage *paths* (additions, changes and deletions) and commit. None if nothing changed."""
+    repo = open_repo(root)
+    try:
+        reader = repo.config_reader()
+        name = reader.get_value("user", "name", default=None)
+        email = reader.get_value("user", "email", default=None)
+    except Exception:  # pragma: no cover - unreadable config
+        name = email = None
+    if not name or not email:
+        raise GitError(
+            "git has no user identity: set it with `git config user.name NAME` and "
+            "`git config user.email EMAIL` (or use --no-commit)"
+        )
+    existing = [p for p in paths if (root / p).exists()]
+    if existing:
+        repo.git.add("-A", "--", *existing)
+    gone = [p for p in paths if not (root / p).exists()]
+    if gone:
+        repo.git.add("-A", "--ignore-errors", "--", *gone, with_exceptions=False)
+    if head_commit(root) is not None and not repo.index.diff("HEAD"):
+        return None
+    repo.git.commit("-m", message, "--no-verify")
+    return str(repo.head.commit.hexsha)

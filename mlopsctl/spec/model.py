@@ -1,0 +1,330 @@
+"""The typed model: frozen dataclasses built from a schema-validated document.
+
+The JSON Schemas in ``mlopsctl/schemas`` are the source of truth; these classes only give the
+rest of the code typed access and the defaults. ``tests/unit/test_model_schema.py`` proves that
+both describe the same keys. Field names follow the YAML keys (``api_version`` <-> ``apiVersion``
+is the single rename, declared with ``metadata={"key": ...}``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+BUILTIN_STAGE_KINDS = ("ingest", "validate", "split", "train", "evaluate", "gate")
+
+#: goal metrics per problem kind; errors (lower is better) are bounded with ``max``.
+METRICS = {
+    "binary_classification": ("roc_auc", "accuracy", "f1", "precision", "recall", "log_loss"),
+    "multiclass_classification": ("accuracy", "f1_macro", "f1_weighted", "log_loss"),
+    "regression": ("rmse", "mae", "r2", "mape"),
+}
+ERROR_METRICS = frozenset({"log_loss", "rmse", "mae", "mape"})
+
+
+def _key(name: str) -> dict[str, str]:
+    return {"key": name}
+
+
+@dataclass(frozen=True)
+class Source:
+    format: str
+    path: str | None = None
+    url: str | None = None
+    query: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Join:
+    left: str
+    right: str
+    on: str | tuple[str, ...]
+    how: str = "left"
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.on,) if isinstance(self.on, str) else tuple(self.on)
+
+
+@dataclass(frozen=True)
+class Features:
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A closed interval; either end may be open-ended (None)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    def holds(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def describe(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f">= {self.min:g}")
+        if self.max is not None:
+            parts.append(f"<= {self.max:g}")
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class Checks:
+    min_rows: int | None = None
+    max_missing: float | None = None
+    unique: tuple[str, ...] = ()
+    ranges: Mapping[str, Bound] = field(default_factory=dict)
+    allowed: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Split:
+    method: str = "random"
+    test_size: float = 0.2
+    stratify: bool = False
+    seed: int = 42
+    column: str | None = None
+    cutoff: str | None = None
+
+
+@dataclass(frozen=True)
+class Data:
+    sources: Mapping[str, Source]
+    join: tuple[Join, ...] = ()
+    features: Features | None = None
+    checks: Checks = field(default_factory=Checks)
+    split: Split = field(default_factory=Split)
+
+
+@dataclass(frozen=True)
+class Goal:
+    problem: str
+    target: str
+    metrics: Mapping[str, Bound]
+    objective: str = ""
+    primary_metric: str | None = None
+
+    @property
+    def primary(self) -> str:
+        return self.primary_metric or next(iter(self.metrics))
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    numeric: str = "standard"
+    categorical: str = "onehot"
+    impute: str = "median"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    method: str
+    params: Mapping[str, tuple[Any, ...]]
+    cv: int = 5
+    scoring: str | None = None
+    n_iter: int = 10
+
+
+@dataclass(frozen=True)
+class Model:
+    estimator: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    tuning: Tuning | None = None
+
+
+@dataclass(frozen=True)
+class DaskConfig:
+    scheduler: str
+    n_workers: int | None = None
+
+
+@dataclass(frozen=True)
+class Infra:
+    executor: str = "local"
+    dask: DaskConfig | None = None
+    n_jobs: int = 1
+    remote: str | None = None
+
+
+@dataclass(frozen=True)
+class Rest:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class Batch:
+    input: Source
+    output: str
+
+
+@dataclass(frozen=True)
+class Deploy:
+    target: str = "none"
+    rest: Rest = field(default_factory=Rest)
+    batch: Batch | None = None
+
+
+@dataclass(frozen=True)
+class Drift:
+    method: str = "psi"
+    threshold: float = 0.2
+    features: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DataQuality:
+    max_missing: float | None = None
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    current: Source
+    drift: Drift = field(default_factory=Drift)
+    data_quality: DataQuality = field(default_factory=DataQuality)
+    performance: Mapping[str, Bound] = field(default_factory=dict)
+    on_breach: str = "alert"
+    retrain_with_current: bool = False
+
+
+@dataclass(frozen=True)
+class CustomStage:
+    name: str
+    cmd: str
+    deps: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    before: str | None = None
+
+
+@dataclass(frozen=True)
+class Metadata:
+    name: str
+    description: str = ""
+    owners: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UseCase:
+    api_version: str = field(metadata=_key("apiVersion"))
+    kind: str
+    metadata: Metadata
+    goal: Goal
+    data: Data
+    model: Model
+    infra: Infra = field(default_factory=Infra)
+    deploy: Deploy = field(default_factory=Deploy)
+    monitoring: Monitoring | None = None
+    stages: tuple[CustomStage, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+@dataclass(frozen=True)
+class ProjectDefaults:
+    infra: Infra = field(default_factory=Infra)
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    api_version: str = field(metadata=_key("apiVersion"))
+    kind: str
+    usecases: tuple[str, ...] = ("usecases/*.yaml",)
+    remote: str | None = None
+    commit: bool = True
+    defaults: ProjectDefaults = field(default_factory=ProjectDefaults)
+    allowed_estimator_modules: tuple[str, ...] = ("sklearn",)
+
+
+@dataclass(frozen=True)
+class UseCaseFile:
+    """A use case together with where it came from and its raw document (for params diffs)."""
+
+    path: str  # relative to the project root, POSIX separators
+    spec: UseCase
+    document: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.spec.metadata.name
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    config: ProjectConfig
+    usecases: tuple[UseCaseFile, ...]
+
+    def usecase(self, name: str) -> UseCaseFile:
+        for uc in self.usecases:
+            if uc.name == name:
+                return uc
+        raise KeyError(name)
+
+
+# --- building from validated documents -------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def yaml_key(f: dataclasses.Field[Any]) -> str:
+    return str(f.metadata.get("key", f.name))
+
+
+def build(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Build dataclass *cls* from a schema-valid mapping, recursing by type hints."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        key = yaml_key(f)
+        if key in data:
+            kwargs[f.name] = _convert(hints[f.name], data[key])
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        for arg in args:  # first alternative whose shape fits
+            if _fits(arg, value):
+                return _convert(arg, value)
+        return value
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return build(tp, value)
+    if origin is tuple:
+        (item, *_rest) = typing.get_args(tp)
+        return tuple(_convert(item, v) for v in value)
+    if origin in (Mapping, dict, typing.Mapping):
+        _k, vt = typing.get_args(tp)
+        return {k: _convert(vt, v) for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _fits(tp: Any, value: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return isinstance(value, list | tuple)
+    if dataclasses.is_dataclass(tp) or origin in (Mapping, dict):
+        return isinstance(value, Mapping)
+    if isinstance(tp, type):
+        return isinstance(value, tp) or (tp is float and isinstance(value, int))
+    return True
