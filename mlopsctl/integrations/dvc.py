@@ -30,14 +30,20 @@ def open_repo(root: Path) -> Iterator[Any]:
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
+    # DVC resolves some stage paths against the working directory: work from the root.
+    cwd = os.getcwd()
+    os.chdir(root)
     try:
-        repo = Repo(os.fspath(root))
-    except NotDvcRepoError as exc:
-        raise StateError(f"{root} is not a DVC repository (run `mlopsctl init`)") from exc
-    try:
-        yield repo
+        try:
+            repo = Repo(os.fspath(root))
+        except NotDvcRepoError as exc:
+            raise StateError(f"{root} is not a DVC repository (run `mlopsctl init`)") from exc
+        try:
+            yield repo
+        finally:
+            repo.close()
     finally:
-        repo.close()
+        os.chdir(cwd)
 
 
 def ensure_initialised(root: Path) -> bool:

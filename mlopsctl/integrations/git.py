@@ -65,13 +65,19 @@ def commit(root: Path, paths: Sequence[str], message: str) -> str | None:
             "git has no user identity: set it with `git config user.name NAME` and "
             "`git config user.email EMAIL` (or use --no-commit)"
         )
-    existing = [p for p in paths if (root / p).exists()]
-    if existing:
-        repo.git.add("-A", "--", *existing)
-    gone = [p for p in paths if not (root / p).exists()]
-    if gone:
-        repo.git.add("-A", "--ignore-errors", "--", *gone, with_exceptions=False)
-    if head_commit(root) is not None and not repo.index.diff("HEAD"):
+    tracked = set(repo.git.ls_files("--", *paths).splitlines()) if paths else set()
+    present = [p for p in paths if (root / p).exists()]
+    gone = [p for p in paths if not (root / p).exists() and _tracked_under(p, tracked)]
+    if present or gone:
+        repo.git.add("-A", "--", *present, *gone)
+    staged = repo.git.diff("--cached", "--name-only", "--", *paths).splitlines() if paths else []
+    if not staged:
         return None
-    repo.git.commit("-m", message, "--no-verify")
+    # commit only our paths: anything else the user staged stays staged, uncommitted
+    repo.git.commit("-m", message, "--no-verify", "--", *staged)
     return str(repo.head.commit.hexsha)
+
+
+def _tracked_under(path: str, tracked: set[str]) -> bool:
+    prefix = path.rstrip("/") + "/"
+    return path in tracked or any(t.startswith(prefix) for t in tracked)

@@ -1,0 +1,65 @@
+"""`mlopsctl apply [PLANFILE]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mlopsctl.cli.main import settings
+
+
+@click.command()
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-u", "--usecase", "usecases", multiple=True, help="Apply only this use case (repeatable)."
+)
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), help="Stages to run at once (default: the cores)."
+)
+@click.option("--no-commit", is_flag=True, help="Record in dvc.lock but make no git commit.")
+@click.option("--force", is_flag=True, help="Re-run every stage, even those up to date.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    planfile: Path | None,
+    usecases: tuple[str, ...],
+    jobs: int | None,
+    no_commit: bool,
+    force: bool,
+    as_json: bool,
+) -> int:
+    """Run the stages the plan marks, record them in dvc.lock, push artifacts, commit.
+
+    With PLANFILE (saved by `mlopsctl plan -o`), applies exactly that plan, and refuses it if
+    anything it was computed from has changed since.
+    """
+    from mlopsctl.errors import MlopsctlError
+    from mlopsctl.execute.apply import apply_directory
+    from mlopsctl.report.apply_view import make_reporter, summary
+
+    if planfile is not None and (usecases or force):
+        raise MlopsctlError("a saved plan fixes its use cases and --force; give neither with it")
+    directory = settings(ctx).directory
+    reporter = make_reporter(quiet=as_json)
+    try:
+        result = apply_directory(
+            directory,
+            reporter,
+            planfile=(directory / planfile) if planfile else None,
+            usecases=usecases,
+            jobs=jobs,
+            commit=False if no_commit else None,
+            force=force,
+        )
+    finally:
+        close = getattr(reporter, "close", None)
+        if close is not None:
+            close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
+    elif result.outcomes:
+        click.echo(summary(result))
+    return result.exit_code

@@ -1,0 +1,159 @@
+"""One stage run: the single unit of work that every executor calls (in a worker or inline).
+
+Built-in stages write into a staging directory; their outputs are moved into place only when
+the stage succeeds (or when its error says the outputs describe the failure, as a failed gate's
+verdict does). Custom stages run their shell command in the repository root, as DVC would.
+Either way the result carries the md5 of every output as it landed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlopsctl.compile.graph import Stage
+from mlopsctl.compile.layout import UseCasePaths
+from mlopsctl.errors import MlopsctlError, StageFailedError
+from mlopsctl.plan.hashing import file_md5
+from mlopsctl.spec.model import UseCase
+
+LOG_DIR = ".mlopsctl/logs"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage_id: str
+    ok: bool
+    message: str = ""
+    outs: dict[str, str] = field(default_factory=dict)  # path -> md5 of what landed
+    summary: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    log: str = ""  # repo-relative path of the stage's log (custom stages)
+    kind: str = ""  # "ran" | "restored"
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """Everything a worker needs to run one stage: picklable, no open handles."""
+
+    root: str
+    stage: Stage
+    usecase: UseCase
+    n_jobs: int = 1
+    allowed_estimator_modules: tuple[str, ...] = ("sklearn",)
+
+
+def run_job(job: StageJob) -> StageResult:
+    """Run one stage; never raises for a stage failure (the result says so)."""
+    start = time.perf_counter()
+    root = Path(job.root)
+    st = job.stage
+    try:
+        if st.kind == "custom":
+            summary, log = _run_custom(root, st), f"{LOG_DIR}/{st.dvc_name}.log"
+        else:
+            summary, log = _run_builtin(job), ""
+        outs = _hash_outs(root, st)
+        return StageResult(st.id, True, "", outs, summary, time.perf_counter() - start, log, "ran")
+    except StageFailedError as exc:
+        outs = _hash_outs(root, st, missing_ok=True) if exc.outputs_valid else {}
+        return StageResult(st.id, False, exc.message, outs, {}, time.perf_counter() - start)
+    except MlopsctlError as exc:
+        return StageResult(st.id, False, exc.message, {}, {}, time.perf_counter() - start)
+    except Exception as exc:  # a bug in a stage, or an estimator blowing up: report it, go on
+        tb = traceback.format_exc(limit=8)
+        return StageResult(
+            st.id, False, f"{type(exc).__name__}: {exc}\n{tb}", {}, {}, time.perf_counter() - start
+        )
+
+
+def _hash_outs(root: Path, st: Stage, missing_ok: bool = False) -> dict[str, str]:
+    outs = {}
+    for rel in st.all_outs:
+        path = root / rel
+        if path.is_file():
+            outs[rel] = file_md5(path)
+        elif path.is_dir():
+            from mlopsctl.plan.hashing import HashCache
+
+            outs[rel] = HashCache(root).md5(rel) or ""
+        elif not missing_ok:
+            raise StageFailedError(f"{st.id} did not write its output {rel}")
+    return outs
+
+
+def _run_builtin(job: StageJob) -> dict[str, Any]:
+    from mlopsctl.stages import stage_function
+    from mlopsctl.stages.base import StageContext
+
+    root = Path(job.root)
+    st = job.stage
+    tmp_root = root / ".mlopsctl" / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{st.dvc_name}.", dir=tmp_root))
+    ctx = StageContext(
+        root=root,
+        usecase=job.usecase,
+        paths=UseCasePaths(job.usecase.name),
+        staging=staging,
+        n_jobs=job.n_jobs,
+        allowed_estimator_modules=job.allowed_estimator_modules,
+    )
+    try:
+        try:
+            summary = stage_function(st.kind)(ctx)
+        except StageFailedError as exc:
+            if exc.outputs_valid:
+                _land(staging, root, st, partial=True)
+            raise
+        _land(staging, root, st, partial=False)
+        return summary
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _land(staging: Path, root: Path, st: Stage, *, partial: bool) -> None:
+    """Move the staged outputs into place (each with an atomic rename)."""
+    missing = [rel for rel in st.all_outs if not (staging / rel).exists()]
+    if missing and not partial:
+        raise StageFailedError(f"{st.id} did not write " + ", ".join(missing))
+    for rel in st.all_outs:
+        src = staging / rel
+        if not src.exists():
+            continue
+        dst = root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.is_dir() and not dst.is_symlink():
+            shutil.rmtree(dst)
+        os.replace(src, dst)
+
+
+def _run_custom(root: Path, st: Stage) -> dict[str, Any]:
+    # Like DVC, remove declared outputs first, so that a command that fails to write one is caught.
+    for rel in st.all_outs:
+        p = root / rel
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+    log_path = root / LOG_DIR / f"{st.dvc_name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        proc = subprocess.run(
+            st.cmd, shell=True, cwd=root, stdout=log, stderr=subprocess.STDOUT, check=False
+        )
+    if proc.returncode != 0:
+        tail = log_path.read_text("utf-8", errors="replace").strip().splitlines()[-10:]
+        detail = ("\n" + "\n".join(f"    {line}" for line in tail)) if tail else ""
+        raise StageFailedError(
+            f"command `{st.cmd}` exited with {proc.returncode} "
+            f"(log: {LOG_DIR}/{st.dvc_name}.log){detail}"
+        )
+    return {"exit_code": 0}

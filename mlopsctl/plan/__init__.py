@@ -1,0 +1,1 @@
+"""Graph + applied state + workspace -> Plan. The only place where staleness is decided."""

@@ -1,0 +1,46 @@
+"""One call from a directory to a Plan: load specs, compile, read state, hash, decide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlopsctl.compile.graph import Graph, compile_project
+from mlopsctl.errors import MlopsctlError, did_you_mean
+from mlopsctl.plan.hashing import HashCache
+from mlopsctl.plan.model import Plan
+from mlopsctl.plan.planner import make_plan
+from mlopsctl.plan.state import AppliedState, read_state
+from mlopsctl.spec.loader import find_project_root, load_project
+from mlopsctl.spec.model import Project
+
+
+@dataclass(frozen=True)
+class Planned:
+    project: Project
+    graph: Graph  # the whole project's graph (dvc.yaml is written from it)
+    state: AppliedState
+    plan: Plan
+
+
+def plan_directory(
+    directory: Path, *, usecases: tuple[str, ...] = (), force: bool = False
+) -> Planned:
+    root = find_project_root(directory)
+    project = load_project(root)
+    graph = compile_project(project)
+    known = [uc.name for uc in project.usecases]
+    for name in usecases:
+        if name not in known:
+            hint = did_you_mean(name, known)
+            raise MlopsctlError(
+                f"unknown use case '{name}'"
+                + (f" ({hint})" if hint else "")
+                + f"; the project has: {', '.join(known)}"
+            )
+    selected = graph.only(set(usecases)) if usecases else graph
+    state = read_state(root)
+    plan = make_plan(
+        project, selected, state, HashCache(root), force=force, usecases=tuple(usecases)
+    )
+    return Planned(project, graph, state, plan)

@@ -1,0 +1,324 @@
+"""Decide, per stage, whether apply runs it, restores it from cache, or leaves it alone.
+
+Inputs: the compiled Graph, the applied state (dvc.lock) and the workspace (file hashes from
+the stat-keyed cache). The rules are DVC's (command, params, dependency and output hashes), but
+decided here, before anything runs, and with a reason for each verdict. Never imports pandas,
+scikit-learn, DVC or the user's estimator, and never runs user code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlopsctl import __version__
+from mlopsctl.compile.environment import environment, parse_env_arg
+from mlopsctl.compile.graph import Graph, Stage, get_key
+from mlopsctl.plan import runcache
+from mlopsctl.plan.hashing import HashCache
+from mlopsctl.plan.model import Action, Plan, PlanInputs, Reason, StagePlan
+from mlopsctl.plan.state import AppliedState, LockedStage
+from mlopsctl.spec.model import Project
+
+_MISSING = object()
+
+
+def short(md5: str | None) -> str:
+    return (md5 or "none")[:7]
+
+
+def make_plan(
+    project: Project,
+    graph: Graph,
+    state: AppliedState,
+    hashes: HashCache,
+    *,
+    force: bool = False,
+    usecases: tuple[str, ...] = (),
+) -> Plan:
+    root = project.root
+    documents = {uc.path: uc.document for uc in project.usecases}
+    producer = {out: st.id for st in graph for out in st.all_outs}
+    applied_usecases = {name.split("_", 1)[0] for name in state.stages}
+    expected: dict[str, str | None] = {}  # out path -> md5 it will have after apply (None: unknown)
+    plans: dict[str, StagePlan] = {}
+    data_md5: dict[str, str] = {}
+
+    for st in graph:
+        locked = state.get(st.dvc_name)
+        reasons: list[Reason] = []
+        if force:
+            reasons.append(Reason("forced", "forced (--force)"))
+        if locked is None:
+            if st.usecase not in applied_usecases:
+                reasons.append(Reason("new-usecase", "new use case"))
+            else:
+                reasons.append(Reason("new-stage", "never applied"))
+        else:
+            reasons.extend(_cmd_reasons(st, locked))
+            reasons.extend(_param_reasons(st, locked, documents[st.params_file]))
+        if st.always_changed:
+            reasons.append(
+                Reason("always-changed", "always runs (its source cannot be hashed before reading)")
+            )
+
+        # dependencies: what the workspace holds now, and what it will hold once upstream applies
+        dep_now: dict[str, str | None] = {}
+        dep_after: dict[str, str | None] = {}
+        ups_running: list[str] = []
+        for dep in st.deps:
+            now = hashes.md5(dep)
+            dep_now[dep] = now
+            p = producer.get(dep)
+            if p is None:
+                data_md5[dep] = now or ""
+                dep_after[dep] = now
+            else:
+                dep_after[dep] = expected.get(dep, now)
+                if plans[p].action in (Action.RUN, Action.BLOCKED):
+                    ups_running.append(p)
+        if locked is not None:
+            for dep in st.deps:
+                old = locked.deps.get(dep)
+                now, after = dep_now[dep], dep_after[dep]
+                if old is None:
+                    reasons.append(Reason("dep", f"new dependency {dep}", dep, None, short(now)))
+                elif dep in producer and plans[producer[dep]].action in (
+                    Action.RUN,
+                    Action.BLOCKED,
+                ):
+                    continue  # reported once below as "upstream changed"
+                elif now != old and after == old:
+                    reasons.append(
+                        Reason(
+                            "dep-restored",
+                            f"{dep} {'missing' if now is None else 'modified'}; upstream "
+                            f"{producer.get(dep, '?')} restores it",
+                            dep,
+                            short(old),
+                            short(now),
+                        )
+                    )
+                elif now is None and dep not in producer:
+                    reasons.append(
+                        Reason("dep-missing", f"{dep} does not exist", dep, short(old), None)
+                    )
+                elif after != old:
+                    reasons.append(
+                        Reason(
+                            "dep",
+                            f"{dep} changed ({short(old)} -> {short(after)})",
+                            dep,
+                            short(old),
+                            short(after),
+                        )
+                    )
+            for dep in sorted(set(locked.deps) - set(st.deps)):
+                reasons.append(
+                    Reason("dep", f"dependency {dep} removed", dep, short(locked.deps[dep]), None)
+                )
+        elif any(dep_now[d] is None and d not in producer for d in st.deps):
+            reasons.extend(
+                Reason("dep-missing", f"{d} does not exist", d)
+                for d in st.deps
+                if dep_now[d] is None and d not in producer
+            )
+        new = any(r.kind in ("new-usecase", "new-stage") for r in reasons)
+        blocked_ups = [p for p in dict.fromkeys(ups_running) if plans[p].action is Action.BLOCKED]
+        changed_ups = [p for p in dict.fromkeys(ups_running) if p not in blocked_ups]
+        if blocked_ups:
+            names = ", ".join(plans[p].name for p in blocked_ups)
+            reasons.append(
+                Reason("upstream-blocked", f"upstream {names} blocked", ",".join(blocked_ups))
+            )
+        if changed_ups and not new:
+            names = ", ".join(plans[p].name for p in changed_ups)
+            reasons.append(Reason("upstream", f"upstream {names} changed", ",".join(changed_ups)))
+
+        # outputs: present and as recorded?
+        out_reasons: list[Reason] = []
+        if locked is not None:
+            for out in st.all_outs:
+                old = locked.outs.get(out)
+                now = hashes.md5(out)
+                if old is None:
+                    out_reasons.append(Reason("out-missing", f"new output {out}", out))
+                elif now is None:
+                    out_reasons.append(
+                        Reason("out-missing", f"output {out} missing", out, short(old), None)
+                    )
+                elif now != old:
+                    out_reasons.append(
+                        Reason(
+                            "out-modified",
+                            f"output {out} modified ({short(old)} -> {short(now)})",
+                            out,
+                            short(old),
+                            short(now),
+                        )
+                    )
+            for out in sorted(set(locked.outs) - set(st.all_outs)):
+                out_reasons.append(Reason("out-missing", f"output {out} no longer declared", out))
+        reasons.extend(out_reasons)
+
+        action, restore = _decide(root, st, locked, reasons, dep_after, documents)
+        if action in (Action.RUN, Action.BLOCKED):
+            for out in st.all_outs:
+                expected[out] = None
+        elif action is Action.RESTORE:
+            expected.update(restore)
+        else:
+            for out in st.all_outs:
+                expected[out] = locked.outs.get(out) if locked else hashes.md5(out)
+        plans[st.id] = StagePlan(
+            id=st.id,
+            usecase=st.usecase,
+            name=st.name,
+            kind=st.kind,
+            dvc_name=st.dvc_name,
+            action=action,
+            reasons=tuple(reasons),
+            restore=restore,
+        )
+
+    # stages applied before whose use case or stage is gone from the specs
+    compiled = {st.dvc_name for st in graph}
+    removed = []
+    if not usecases:
+        for name in sorted(set(state.stages) - compiled):
+            uc, _, stage = name.partition("_")
+            removed.append(
+                StagePlan(
+                    id=f"{uc}/{stage}",
+                    usecase=uc,
+                    name=stage,
+                    kind="removed",
+                    dvc_name=name,
+                    action=Action.REMOVE,
+                    reasons=(Reason("removed", "no longer in the specs: its outputs are removed"),),
+                )
+            )
+    inputs = PlanInputs(
+        lock_md5=hashlib.md5(state.raw, usedforsecurity=False).hexdigest(),
+        spec_md5={p: hashes.md5(p) or "" for p in ["mlopsctl.yaml", *sorted(documents)]},
+        data_md5=data_md5,
+        environment=environment(),
+        mlopsctl_version=__version__,
+        force=force,
+        usecases=usecases,
+    )
+    hashes.save()
+    return Plan(stages=tuple(plans[i] for i in graph.order) + tuple(removed), inputs=inputs)
+
+
+def _decide(
+    root: Path,
+    st: Stage,
+    locked: LockedStage | None,
+    reasons: list[Reason],
+    dep_after: Mapping[str, str | None],
+    documents: Mapping[str, Mapping[str, Any]],
+) -> tuple[Action, dict[str, str]]:
+    acting = [r for r in reasons if r.kind != "dep-restored"]
+    if not acting:
+        return Action.SKIP, {}
+    if any(r.kind in ("dep-missing", "upstream-blocked") for r in acting):
+        return Action.BLOCKED, {}
+    kinds = {r.kind for r in acting}
+    if "forced" in kinds or "always-changed" in kinds:
+        return Action.RUN, {}
+    # Only outputs are off: bring back what dvc.lock recorded, from the cache.
+    if locked is not None and kinds <= {"out-missing", "out-modified"}:
+        restorable = set(locked.outs) == set(st.all_outs) and all(
+            runcache.find_object(root, md5) for md5 in locked.outs.values()
+        )
+        return (Action.RESTORE, dict(locked.outs)) if restorable else (Action.RUN, {})
+    # Something the result depends on changed: seen this exact input before?
+    if any(v is None for v in dep_after.values()):
+        return Action.RUN, {}
+    outs = runcache.lookup(root, stage_fingerprint(st, dep_after, documents[st.params_file]))
+    if outs is not None and set(outs) == set(st.all_outs):
+        return Action.RESTORE, outs
+    return Action.RUN, {}
+
+
+def stage_fingerprint(
+    st: Stage, deps: Mapping[str, str | None], document: Mapping[str, Any]
+) -> str:
+    params = {k: get_key(document, k) for k in st.params}
+    return runcache.fingerprint(
+        st.cmd, {k: v or "" for k, v in deps.items()}, params, list(st.all_outs)
+    )
+
+
+def _cmd_reasons(st: Stage, locked: LockedStage) -> list[Reason]:
+    if locked.cmd == st.cmd:
+        return []
+    old_env = _env_of(locked.cmd)
+    if st.env and old_env is not None:
+        changed = [
+            Reason("env", f"environment: {k} {old_env.get(k, 'none')} -> {v}", k, old_env.get(k), v)
+            for k, v in sorted(st.env.items())
+            if old_env.get(k) != v
+        ]
+        if changed:
+            return changed
+    return [Reason("cmd", "command changed", "", locked.cmd, st.cmd)]
+
+
+def _env_of(cmd: str) -> dict[str, str] | None:
+    marker = " --env '"
+    if marker not in cmd:
+        return None
+    return parse_env_arg(cmd.split(marker, 1)[1].rstrip("'"))
+
+
+def _param_reasons(st: Stage, locked: LockedStage, document: Mapping[str, Any]) -> list[Reason]:
+    old_params = locked.params.get(st.params_file, {})
+    out: list[Reason] = []
+    for key in st.params:
+        new = get_key(document, key)
+        old = old_params.get(key, _MISSING)
+        if old is _MISSING:
+            out.append(Reason("param", f"{key}: (default) -> {_show(new)}", key, None, new))
+            continue
+        for path, a, b in _diff(key, old, new):
+            out.append(Reason("param", f"{path}: {_show(a)} -> {_show(b)}", path, a, b))
+    for key in sorted(set(old_params) - set(st.params)):
+        out.append(
+            Reason(
+                "param", f"{key}: {_show(old_params[key])} -> (default)", key, old_params[key], None
+            )
+        )
+    for f in sorted(set(locked.params) - {st.params_file}):
+        out.append(Reason("param", f"params of {f} no longer read", f))
+    return out
+
+
+def _diff(path: str, old: Any, new: Any) -> list[tuple[str, Any, Any]]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out: list[tuple[str, Any, Any]] = []
+        for k in sorted(set(old) | set(new), key=str):
+            out.extend(_diff(f"{path}.{k}", old.get(k, _MISSING), new.get(k, _MISSING)))
+        return out
+    if _same(old, new):
+        return []
+    return [(path, None if old is _MISSING else old, None if new is _MISSING else new)]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+def _show(value: Any) -> str:
+    if value is None or value is _MISSING:
+        return "(unset)"
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,79 @@
+"""The last applied state: dvc.lock, read as plain YAML (DVC itself is not imported here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlopsctl.errors import StateError
+
+try:
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+LOCK_FILE = "dvc.lock"
+
+
+@dataclass(frozen=True)
+class LockedStage:
+    """What dvc.lock records of one stage: command, dep/out hashes, param values."""
+
+    name: str
+    cmd: str
+    deps: Mapping[str, str] = field(default_factory=dict)  # path -> md5
+    outs: Mapping[str, str] = field(default_factory=dict)  # path -> md5
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # file -> key -> value
+
+
+@dataclass(frozen=True)
+class AppliedState:
+    stages: Mapping[str, LockedStage]
+    raw: bytes  # the file's bytes, to pin a saved plan to this exact state
+
+    def get(self, dvc_name: str) -> LockedStage | None:
+        return self.stages.get(dvc_name)
+
+
+def read_state(root: Path) -> AppliedState:
+    path = root / LOCK_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return AppliedState({}, b"")
+    try:
+        data = yaml.load(raw, Loader=_Loader) or {}
+    except yaml.YAMLError as exc:
+        raise StateError(f"{LOCK_FILE} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
+        raise StateError(f"{LOCK_FILE} does not look like a DVC lock file")
+    stages = {}
+    for name, entry in (data.get("stages") or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        stages[name] = LockedStage(
+            name=name,
+            cmd=_cmd(entry.get("cmd")),
+            deps=_hashes(entry.get("deps")),
+            outs=_hashes(entry.get("outs")),
+            params={f: dict(v or {}) for f, v in (entry.get("params") or {}).items()},
+        )
+    return AppliedState(stages, raw)
+
+
+def _cmd(value: Any) -> str:
+    if isinstance(value, list):
+        return " && ".join(map(str, value))
+    return str(value or "")
+
+
+def _hashes(items: Any) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        if isinstance(item, dict) and "path" in item:
+            out[str(item["path"])] = str(item.get("md5") or item.get("etag") or "")
+    return out

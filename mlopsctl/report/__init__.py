@@ -1,0 +1,1 @@
+"""Views: values in, text out. Renderers never decide anything."""

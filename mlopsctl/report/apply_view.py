@@ -1,0 +1,101 @@
+"""What apply shows while it works: a rich progress display on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from mlopsctl.execute.apply import ApplyResult, Outcome, Reporter
+
+_STYLE = {
+    "ran": "green",
+    "restored": "cyan",
+    "up-to-date": "dim",
+    "failed": "red bold",
+    "blocked": "red",
+    "removed": "yellow",
+}
+
+
+class PlainReporter(Reporter):
+    def __init__(self, quiet: bool = False) -> None:
+        from mlopsctl.report.console import console
+
+        self.out = console(stderr=quiet)
+        self.err = console(stderr=True)
+
+    def started(self, stage_id: str, what: str) -> None:
+        pass
+
+    def finished(self, outcome: Outcome) -> None:
+        if outcome.status == "up-to-date" and not outcome.message:
+            return
+        self.out.print(_line(outcome), style=_STYLE.get(outcome.status), markup=False)
+
+    def info(self, message: str) -> None:
+        self.out.print(message, markup=False)
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"warning: {message}", style="yellow", markup=False)
+
+
+class RichReporter(PlainReporter):
+    """A spinner and elapsed time per running stage, above the finished lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.out,
+            transient=True,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.progress.start()
+
+    def started(self, stage_id: str, what: str) -> None:
+        verb = "restoring" if what == "restore" else "running"
+        self.tasks[stage_id] = self.progress.add_task(f"{verb} {stage_id}", total=None)
+
+    def finished(self, outcome: Outcome) -> None:
+        task = self.tasks.pop(outcome.stage_id, None)
+        if task is not None:
+            self.progress.remove_task(task)
+        super().finished(outcome)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_reporter(quiet: bool = False) -> PlainReporter:
+    if not quiet and sys.stdout.isatty():
+        return RichReporter()
+    return PlainReporter(quiet=quiet)
+
+
+def _line(o: Outcome) -> str:
+    secs = f" ({o.seconds:.1f}s)" if o.seconds >= 0.05 else ""
+    head = f"{o.stage_id}: {o.status}{secs}"
+    if o.message:
+        lines = o.message.splitlines()
+        head += f": {lines[0]}"
+        head += "".join(f"\n    {line}" for line in lines[1:])
+    return head
+
+
+def summary(result: ApplyResult) -> str:
+    counts: dict[str, int] = {}
+    for o in result.outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    order = ("ran", "restored", "up-to-date", "removed", "failed", "blocked")
+    parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
+    text = "Apply: " + (", ".join(parts) if parts else "nothing to do") + "."
+    if result.failed:
+        text += "\nFailed:\n" + "\n".join(
+            f"  {o.stage_id}: {o.message.splitlines()[0] if o.message else o.status}"
+            for o in result.failed
+        )
+    return text
