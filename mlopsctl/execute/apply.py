@@ -46,6 +46,7 @@ class Outcome:
     message: str = ""
     seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
+    started: float = 0.0  # epoch seconds; 0 when nothing ran
 
 
 @dataclass
@@ -75,6 +76,7 @@ class ApplyResult:
                     "status": o.status,
                     "message": o.message,
                     "seconds": round(o.seconds, 3),
+                    "started": round(o.started, 3),
                     "summary": o.summary,
                 }
                 for o in self.outcomes
@@ -226,12 +228,12 @@ class Applier:
         for rel, md5 in result.outs.items():
             self.hashes.remember(rel, md5)
         if not result.ok:
-            self._finish(Outcome(sid, "failed", result.message, result.seconds))
+            self._finish(Outcome(sid, "failed", result.message, result.seconds, {}, result.started))
             return
         fp = self.fingerprints.get(sid, "")
         self._journal(st, fp, result.outs)
         self.recorded.append(st.dvc_name)
-        self._finish(Outcome(sid, "ran", "", result.seconds, result.summary))
+        self._finish(Outcome(sid, "ran", "", result.seconds, result.summary, result.started))
 
     def _restore(self, st: Stage, outs: Mapping[str, str], fp: str, message: str) -> None:
         start = time.perf_counter()

@@ -37,6 +37,7 @@ class StageResult:
     seconds: float = 0.0
     log: str = ""  # repo-relative path of the stage's log (custom stages)
     kind: str = ""  # "ran" | "restored"
+    started: float = 0.0  # wall-clock start (epoch seconds), to show what ran in parallel
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class StageJob:
 def run_job(job: StageJob) -> StageResult:
     """Run one stage; never raises for a stage failure (the result says so)."""
     start = time.perf_counter()
+    started = time.time()
     root = Path(job.root)
     st = job.stage
     try:
@@ -61,16 +63,22 @@ def run_job(job: StageJob) -> StageResult:
         else:
             summary, log = _run_builtin(job), ""
         outs = _hash_outs(root, st)
-        return StageResult(st.id, True, "", outs, summary, time.perf_counter() - start, log, "ran")
+        secs = time.perf_counter() - start
+        return StageResult(st.id, True, "", outs, summary, secs, log, "ran", started)
     except StageFailedError as exc:
         outs = _hash_outs(root, st, missing_ok=True) if exc.outputs_valid else {}
-        return StageResult(st.id, False, exc.message, outs, {}, time.perf_counter() - start)
+        return StageResult(
+            st.id, False, exc.message, outs, {}, time.perf_counter() - start, started=started
+        )
     except MlopsctlError as exc:
-        return StageResult(st.id, False, exc.message, {}, {}, time.perf_counter() - start)
+        return StageResult(
+            st.id, False, exc.message, {}, {}, time.perf_counter() - start, started=started
+        )
     except Exception as exc:  # a bug in a stage, or an estimator blowing up: report it, go on
         tb = traceback.format_exc(limit=8)
+        message = f"{type(exc).__name__}: {exc}\n{tb}"
         return StageResult(
-            st.id, False, f"{type(exc).__name__}: {exc}\n{tb}", {}, {}, time.perf_counter() - start
+            st.id, False, message, {}, {}, time.perf_counter() - start, started=started
         )
 
 

@@ -1,0 +1,289 @@
+"""train: fit the preprocessing + estimator pipeline on the training set (optionally tuned).
+
+Writes the model (a canonical skops file) and ``training.json``: the features used (declared or
+inferred), the effective params, the tuning results and the library versions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import platform
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from mlopsctl.errors import StageFailedError
+from mlopsctl.spec.model import Model, UseCase
+from mlopsctl.stages.base import StageContext, write_json
+from mlopsctl.stages.frames import FeatureSet, jsonable, read_parquet, select_features
+from mlopsctl.stages.modelio import save_model
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+#: the scikit-learn scorer that tunes for each goal metric (errors are negated by sklearn)
+SCORERS = {
+    "roc_auc": "roc_auc",
+    "f1": "f1",
+    "accuracy": "accuracy",
+    "precision": "precision",
+    "recall": "recall",
+    "log_loss": "neg_log_loss",
+    "f1_macro": "f1_macro",
+    "f1_weighted": "f1_weighted",
+    "r2": "r2",
+    "rmse": "neg_root_mean_squared_error",
+    "mae": "neg_mean_absolute_error",
+    "mape": "neg_mean_absolute_percentage_error",
+}
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    usecase = ctx.usecase
+    frame = read_parquet(ctx, ctx.paths.train_set, "the training set")
+    features = select_features(usecase, frame)
+    target = usecase.goal.target
+    x, y = frame[features.columns], frame[target]
+    if y.isna().any():
+        raise StageFailedError(
+            f"the target '{target}' has {int(y.isna().sum())} missing values in the training set"
+        )
+
+    estimator_cls = import_estimator(usecase.model.estimator, ctx.allowed_estimator_modules)
+    estimator = make_estimator(estimator_cls, usecase)
+    # n_jobs (infra.n_jobs, -1 being the CPU count) is how this machine trains, not part of the
+    # model: set for the fit, then reset, so that the model file and training.json stay the same
+    params = estimator.get_params(deep=False)
+    own_n_jobs = "n_jobs" in params and "n_jobs" not in usecase.model.params and ctx.n_jobs != 1
+    if own_n_jobs:
+        estimator.set_params(n_jobs=ctx.n_jobs)
+    pipeline = make_pipeline(usecase.model, features, estimator)
+    fitted, tuning = fit(ctx, pipeline, x, y)
+
+    final = fitted.named_steps["model"]
+    if own_n_jobs:
+        final.set_params(n_jobs=params["n_jobs"])
+    record: dict[str, Any] = {
+        "estimator": usecase.model.estimator,
+        "params": {k: _param_value(v) for k, v in sorted(final.get_params(deep=False).items())},
+        "preprocessing": {
+            "numeric": usecase.model.preprocessing.numeric,
+            "categorical": usecase.model.preprocessing.categorical,
+            "impute": usecase.model.preprocessing.impute,
+        },
+        "features": features.to_json(),
+        "target": target,
+        "problem": usecase.goal.problem,
+        "n_train": len(frame),
+        "tuning": tuning,
+        "versions": library_versions(),
+    }
+    if usecase.goal.problem != "regression":
+        record["classes"] = jsonable(list(getattr(fitted, "classes_", [])))
+    save_model(fitted, ctx.output(ctx.paths.model))
+    write_json(ctx.output(ctx.paths.training), record)
+    summary: dict[str, Any] = {"n_train": len(frame), "n_features": len(features.columns)}
+    if tuning is not None:
+        summary["best_params"] = tuning["best_params"]
+    return summary
+
+
+# --- the estimator ----------------------------------------------------------------------------
+
+
+def module_allowed(module: str, allowed: tuple[str, ...]) -> bool:
+    return any(module == a or module.startswith(a + ".") for a in allowed)
+
+
+def import_estimator(path: str, allowed: tuple[str, ...]) -> type:
+    """The estimator class at dotted *path*, imported only from an allowed module."""
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name or not class_name:
+        raise StageFailedError(
+            f"model.estimator: '{path}' is not a dotted path like "
+            "sklearn.ensemble.RandomForestClassifier"
+        )
+    if not module_allowed(module_name, allowed):
+        raise StageFailedError(
+            f"estimator module '{module_name}' is not allowed "
+            f"(allowed_estimator_modules: {', '.join(allowed)})"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StageFailedError(
+            f"model.estimator: cannot import module '{module_name}': {exc}"
+        ) from exc
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise StageFailedError(f"model.estimator: module '{module_name}' has no '{class_name}'")
+    if not isinstance(cls, type) or not hasattr(cls, "fit") or not hasattr(cls, "get_params"):
+        raise StageFailedError(f"model.estimator: '{path}' is not a scikit-learn estimator class")
+    return cls
+
+
+def make_estimator(cls: type, usecase: UseCase) -> Any:
+    """*cls* with model.params, random_state filled in (like the split) when left out."""
+    params = dict(usecase.model.params)
+    path = usecase.model.estimator
+    try:
+        estimator = cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise StageFailedError(f"model.params: {path} rejects its params: {exc}") from exc
+    accepted = estimator.get_params(deep=False)
+    unknown = [p for p in params if p not in accepted]
+    if unknown:  # estimators taking **kwargs accept anything at __init__
+        raise StageFailedError(
+            f"model.params: {path} has no param {', '.join(repr(p) for p in unknown)}"
+        )
+    # an unseeded estimator would make a different model on every run: seed it like the split
+    if "random_state" in accepted and "random_state" not in params:
+        estimator.set_params(random_state=usecase.data.split.seed)
+    return estimator
+
+
+def make_pipeline(model: Model, features: FeatureSet, estimator: Any) -> Pipeline:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import (
+        MinMaxScaler,
+        OneHotEncoder,
+        OrdinalEncoder,
+        RobustScaler,
+        StandardScaler,
+    )
+
+    prep = model.preprocessing
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if features.numeric:
+        steps: list[tuple[str, Any]] = []
+        if prep.impute != "none":
+            steps.append(("impute", SimpleImputer(strategy=prep.impute)))
+        scalers = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
+        if prep.numeric in scalers:
+            steps.append(("scale", scalers[prep.numeric]()))
+        elif prep.numeric != "none":
+            raise StageFailedError(f"model.preprocessing.numeric: unknown '{prep.numeric}'")
+        numeric: Any = Pipeline(steps) if steps else "passthrough"
+        transformers.append(("numeric", numeric, list(features.numeric)))
+    if features.categorical:
+        steps = []
+        if prep.impute != "none":
+            steps.append(("impute", SimpleImputer(strategy="most_frequent")))
+        if prep.categorical == "onehot":
+            steps.append(("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)))
+        elif prep.categorical == "ordinal":
+            encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+            steps.append(("encode", encoder))
+        else:
+            raise StageFailedError(f"model.preprocessing.categorical: unknown '{prep.categorical}'")
+        transformers.append(("categorical", Pipeline(steps), list(features.categorical)))
+    preprocess = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0)
+    return Pipeline([("preprocess", preprocess), ("model", estimator)])
+
+
+# --- fitting ----------------------------------------------------------------------------------
+
+
+def fit(ctx: StageContext, pipeline: Pipeline, x: Any, y: Any) -> tuple[Any, dict[str, Any] | None]:
+    """Fit *pipeline* (tuned if model.tuning is set); the fitted pipeline and the tuning record."""
+    usecase = ctx.usecase
+    path = usecase.model.estimator
+    tuning = usecase.model.tuning
+    if tuning is None:
+        try:
+            with _quiet_n_jobs():
+                return pipeline.fit(x, y), None
+        except (ValueError, TypeError) as exc:
+            raise StageFailedError(f"training {path} failed: {exc}") from exc
+
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+
+    estimator = pipeline.named_steps["model"]
+    accepted = estimator.get_params(deep=True)
+    unknown = [p for p in tuning.params if p not in accepted]
+    if unknown:
+        raise StageFailedError(
+            f"model.tuning.params: {path} has no param {', '.join(repr(p) for p in unknown)}"
+        )
+    grid = {f"model__{name}": list(values) for name, values in tuning.params.items()}
+    scoring = tuning.scoring or SCORERS.get(usecase.goal.primary)
+    if scoring is None:
+        raise StageFailedError(
+            f"model.tuning.scoring: no default scorer for '{usecase.goal.primary}'; set one"
+        )
+    search: Any
+    if tuning.method == "grid":
+        search = GridSearchCV(
+            pipeline, grid, scoring=scoring, cv=tuning.cv, n_jobs=ctx.n_jobs, error_score="raise"
+        )
+    elif tuning.method == "random":
+        search = RandomizedSearchCV(
+            pipeline,
+            grid,
+            n_iter=tuning.n_iter,
+            scoring=scoring,
+            cv=tuning.cv,
+            n_jobs=ctx.n_jobs,
+            random_state=usecase.data.split.seed,
+            error_score="raise",
+        )
+    else:
+        raise StageFailedError(f"model.tuning.method: unknown method '{tuning.method}'")
+    try:
+        with _quiet_n_jobs():
+            search.fit(x, y)
+    except (ValueError, TypeError) as exc:
+        raise StageFailedError(f"tuning {path} ({tuning.method} search) failed: {exc}") from exc
+    best_params = {k.removeprefix("model__"): jsonable(v) for k, v in search.best_params_.items()}
+    record = {
+        "method": tuning.method,
+        "best_params": dict(sorted(best_params.items())),
+        "best_score": float(search.best_score_),
+        "scoring": scoring,
+        "cv": tuning.cv,
+        "candidates": len(search.cv_results_["params"]),
+    }
+    return search.best_estimator_, record
+
+
+@contextlib.contextmanager
+def _quiet_n_jobs() -> Iterator[None]:
+    """Silence sklearn's "'n_jobs' has no effect" FutureWarning: we set n_jobs, not the user."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*'n_jobs' has no effect", category=FutureWarning
+        )
+        yield
+
+
+# --- records ----------------------------------------------------------------------------------
+
+
+def _param_value(value: Any) -> Any:
+    """A param as JSON: plain values as they are, anything else (estimators, callables) as repr."""
+    import json
+
+    converted = jsonable(value)
+    try:
+        json.dumps(converted, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)
+    return converted
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import pandas
+    import sklearn
+    import skops
+
+    return {
+        "python": platform.python_version(),
+        "sklearn": sklearn.__version__,
+        "pandas": pandas.__version__,
+        "numpy": numpy.__version__,
+        "skops": skops.__version__,
+    }

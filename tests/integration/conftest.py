@@ -1,0 +1,138 @@
+"""Real git repositories and real DVC in temp directories, driven through the installed CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ENV = {
+    **os.environ,
+    "DVC_NO_ANALYTICS": "1",
+    "NO_COLOR": "1",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+}
+ENV.pop("CI", None)
+BIN = Path(sys.executable).parent
+
+
+def run(
+    args: list[str], cwd: Path, check: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, env=env or ENV, check=False, timeout=600
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def mlopsctl(
+    root: Path, *args: str, check: bool = False, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "mlopsctl", *args], root, check=check, **kw)
+
+
+def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run([str(BIN / "dvc"), *args], root, check=check)
+
+
+def git(root: Path, *args: str) -> str:
+    return run(["git", *args], root, check=True).stdout
+
+
+def dvc_stale(root: Path) -> set[str]:
+    """Pipeline stages that `dvc status` reports, as mlopsctl stage ids (usecase/stage)."""
+    out = json.loads(dvc(root, "status", "--json").stdout or "{}")
+    stages = set()
+    for key in out:
+        name = key.split(":")[-1]
+        if name.endswith(".dvc"):
+            continue
+        uc, _, stage = name.partition("_")
+        stages.add(f"{uc}/{stage}")
+    return stages
+
+
+def plan_json(root: Path, *args: str) -> dict[str, Any]:
+    proc = mlopsctl(root, "plan", "--format", "json", *args, check=True)
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def stale_ids(plan: dict[str, Any]) -> set[str]:
+    """Stages stale on their own account (what `dvc status` reports)."""
+    return {
+        s["id"]
+        for s in plan["stages"]
+        if any(r["kind"] not in ("upstream", "upstream-blocked") for r in s["reasons"])
+    }
+
+
+def to_run(plan: dict[str, Any]) -> dict[str, str]:
+    return {s["id"]: s["action"] for s in plan["stages"] if s["action"] != "up-to-date"}
+
+
+def make_project(tmp: Path, example: str, remote: bool = True) -> Path:
+    root = tmp / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Test")
+    git(root, "config", "user.email", "test@example.com")
+    args = ["init", "--example", example]
+    if remote:
+        args += ["--remote", str(tmp / "remote")]
+    mlopsctl(root, *args, check=True)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "init")
+    return root
+
+
+@pytest.fixture(scope="session")
+def applied_template(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """An example project, initialised and applied once per session; copy it per test."""
+    made: dict[str, Path] = {}
+
+    def get(example: str) -> Path:
+        if example not in made:
+            base = tmp_path_factory.mktemp(f"tpl-{example}")
+            root = make_project(base, example)
+            mlopsctl(root, "apply", check=True)
+            made[example] = base
+        return made[example]
+
+    return get
+
+
+@pytest.fixture
+def applied(applied_template: Callable[[str], Path], tmp_path: Path) -> Callable[[str], Path]:
+    """A private copy of an applied example project (repo + its DVC remote)."""
+
+    def get(example: str) -> Path:
+        base = applied_template(example)
+        shutil.copytree(base / "repo", tmp_path / "repo", symlinks=True)
+        if (base / "remote").exists():
+            shutil.copytree(base / "remote", tmp_path / "remote")
+            dvc(tmp_path / "repo", "remote", "add", "-d", "-f", "storage", str(tmp_path / "remote"))
+            git(tmp_path / "repo", "commit", "-q", "-am", "point the remote at this copy")
+        return tmp_path / "repo"
+
+    return get
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text("utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), "utf-8")
