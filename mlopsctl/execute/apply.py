@@ -399,6 +399,8 @@ def apply_directory(
             plan = saved
         do_commit = planned.project.config.commit if commit is None else commit
         spec_files = ["mlopsctl.yaml", *(uc.path for uc in planned.project.usecases)]
+        if do_commit:
+            git.require_identity(root)  # fail before running anything, not after
         if do_commit or os.environ.get("CI"):
             dirty = git.dirty_paths(root, spec_files)
             if dirty and os.environ.get("CI"):
@@ -412,6 +414,7 @@ def apply_directory(
                     + ", ".join(dirty)
                     + ": they are included in the apply commit, so that it records what ran"
                 )
+        git.ensure_ignored(root, ".mlopsctl/", "mlopsctl local cache and locks")
         wrote = write_dvc_yaml(root, planned.graph)
         result = ApplyResult(outcomes=[], plan_id=plan.id)
         recorded: list[str] = list(recovered)

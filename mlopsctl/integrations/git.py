@@ -51,20 +51,24 @@ def head_commit(root: Path) -> str | None:
         return None
 
 
-def commit(root: Path, paths: Sequence[str], message: str) -> str | None:
-    """Stage *paths* (additions, changes and deletions) and commit. None if nothing changed."""
+def require_identity(root: Path) -> None:
+    """Raise a clear GitError when git has no user.name / user.email to commit with."""
     repo = open_repo(root)
-    try:
-        reader = repo.config_reader()
-        name = reader.get_value("user", "name", default=None)
-        email = reader.get_value("user", "email", default=None)
-    except Exception:  # pragma: no cover - unreadable config
-        name = email = None
+    reader = repo.config_reader()
+    # GitPython treats default=None as "no default" and raises for a missing section
+    name = reader.get_value("user", "name", default="")
+    email = reader.get_value("user", "email", default="")
     if not name or not email:
         raise GitError(
             "git has no user identity: set it with `git config user.name NAME` and "
             "`git config user.email EMAIL` (or use --no-commit)"
         )
+
+
+def commit(root: Path, paths: Sequence[str], message: str) -> str | None:
+    """Stage *paths* (additions, changes and deletions) and commit. None if nothing changed."""
+    require_identity(root)
+    repo = open_repo(root)
     tracked = set(repo.git.ls_files("--", *paths).splitlines()) if paths else set()
     present = [p for p in paths if (root / p).exists()]
     gone = [p for p in paths if not (root / p).exists() and _tracked_under(p, tracked)]
@@ -81,3 +85,16 @@ def commit(root: Path, paths: Sequence[str], message: str) -> str | None:
 def _tracked_under(path: str, tracked: set[str]) -> bool:
     prefix = path.rstrip("/") + "/"
     return path in tracked or any(t.startswith(prefix) for t in tracked)
+
+
+def ensure_ignored(root: Path, entry: str, comment: str) -> bool:
+    """Append *entry* to the root .gitignore unless it is there. True when it was added."""
+    gitignore = root / ".gitignore"
+    lines = gitignore.read_text("utf-8").splitlines() if gitignore.exists() else []
+    if entry in lines:
+        return False
+    with gitignore.open("a", encoding="utf-8") as fh:
+        if lines and lines[-1] != "":
+            fh.write("\n")
+        fh.write(f"# {comment}\n{entry}\n")
+    return True

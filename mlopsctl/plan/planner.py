@@ -321,4 +321,7 @@ def _show(value: Any) -> str:
         return value
     import json
 
-    return json.dumps(value, sort_keys=True, default=str)
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except TypeError:  # keys of mixed types cannot be sorted
+        return json.dumps(value, default=str)

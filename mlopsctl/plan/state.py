@@ -10,11 +10,7 @@ from typing import Any
 import yaml
 
 from mlopsctl.errors import StateError
-
-try:
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+from mlopsctl.spec.yaml12 import Loader as _Loader
 
 LOCK_FILE = "dvc.lock"
 

@@ -101,7 +101,7 @@ def render_markdown(plan: Plan) -> str:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("<", "&lt;")
 
 
 def render_json(plan: Plan) -> str:

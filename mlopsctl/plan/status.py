@@ -1,0 +1,82 @@
+"""Desired (specs) vs applied (dvc.lock) vs the last gate verdict, per use case."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlopsctl.compile.layout import UseCasePaths
+from mlopsctl.plan.api import Planned
+from mlopsctl.plan.model import Action
+
+
+@dataclass(frozen=True)
+class UseCaseStatus:
+    name: str
+    state: str  # in sync | out of sync | failing gate | never applied
+    gate: str  # passed | failed | unknown
+    reasons: tuple[str, ...] = ()  # why out of sync / why the gate failed
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "usecase": self.name,
+            "state": self.state,
+            "gate": self.gate,
+            "reasons": list(self.reasons),
+            "metrics": self.metrics,
+        }
+
+
+def usecase_status(planned: Planned) -> list[UseCaseStatus]:
+    root = planned.project.root
+    out = []
+    for uc in planned.project.usecases:
+        stages = [s for s in planned.plan.stages if s.usecase == uc.name]
+        pending = [s for s in stages if s.action is not Action.SKIP]
+        applied = any(planned.state.get(s.dvc_name) for s in stages)
+        verdict = _read_json(root, UseCasePaths(uc.name).gate)
+        metrics = _read_json(root, UseCasePaths(uc.name).metrics) or {}
+        gate = "unknown" if verdict is None else ("passed" if verdict.get("passed") else "failed")
+        reasons: list[str] = []
+        if not applied:
+            state = "never applied"
+        elif gate == "failed":
+            state = "failing gate"
+            reasons = (
+                [
+                    f"{c['metric']} = {c.get('value')}, required {_bound(c)}"
+                    for c in verdict.get("checks", [])
+                    if not c.get("passed")
+                ]
+                if verdict
+                else []
+            )
+        elif pending:
+            state = "out of sync"
+        else:
+            state = "in sync"
+        if pending and state != "never applied":
+            reasons += [
+                f"{s.name}: {s.reasons[0].message}" for s in pending if s.reasons and s.stale
+            ] or [f"{len(pending)} stage(s) to apply"]
+        out.append(UseCaseStatus(uc.name, state, gate, tuple(reasons), metrics))
+    return out
+
+
+def _bound(check: dict[str, Any]) -> str:
+    parts = []
+    if check.get("min") is not None:
+        parts.append(f">= {check['min']}")
+    if check.get("max") is not None:
+        parts.append(f"<= {check['max']}")
+    return " and ".join(parts)
+
+
+def _read_json(root: Any, rel: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads((root / rel).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
