@@ -182,7 +182,9 @@ class Applier:
         st = self.graph.stages[sp.id]
         deps = {d: self.hashes.md5(d) for d in st.deps}
         doc = self.project.usecase(st.usecase).document
-        fp = stage_fingerprint(st, deps, doc) if all(deps.values()) else ""
+        # an always-changed stage (a SQL source) reads inputs no fingerprint can capture
+        hashable = all(deps.values()) and not st.always_changed
+        fp = stage_fingerprint(st, deps, doc) if hashable else ""
         locked = self.state.get(st.dvc_name)
         if sp.action is Action.RESTORE:
             self._restore(st, dict(sp.restore), fp, "restored from cache")

@@ -53,6 +53,37 @@ class StageJob:
 
 def run_job(job: StageJob) -> StageResult:
     """Run one stage; never raises for a stage failure (the result says so)."""
+    try:
+        return _run_job(job)
+    finally:
+        _stop_joblib_workers()
+
+
+def _stop_joblib_workers() -> None:
+    """Stop joblib's reusable worker pool (GridSearchCV and friends start one).
+
+    Its idle workers otherwise linger for minutes, and a pool worker that owns them cannot exit
+    when apply shuts the pool down.
+    """
+    import sys
+
+    if "joblib" not in sys.modules:
+        return
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)
+    if executor is None:
+        return
+    # joblib's MemmappingExecutor.terminate also deletes its /dev/shm folder (a pool worker
+    # exits without running atexit hooks, which would leave it to a "leaked folder" warning)
+    terminate = getattr(executor, "terminate", None)
+    if terminate is not None:
+        terminate(kill_workers=False)
+    else:
+        executor.shutdown(wait=True)
+
+
+def _run_job(job: StageJob) -> StageResult:
     start = time.perf_counter()
     started = time.time()
     root = Path(job.root)

@@ -251,14 +251,8 @@ def fit(ctx: StageContext, pipeline: Pipeline, x: Any, y: Any) -> tuple[Any, dic
 
 @contextlib.contextmanager
 def _quiet_n_jobs() -> Iterator[None]:
-    """Silence sklearn's "'n_jobs' has no effect" FutureWarning: we set n_jobs, not the user.
-
-    Also keeps joblib from memory-mapping large arrays into /dev/shm folders: inside apply's
-    worker processes their clean-up races the pool's shutdown and leaks "leaked folder" warnings.
-    """
-    import joblib
-
-    with warnings.catch_warnings(), joblib.parallel_config(max_nbytes=None):
+    """Silence sklearn's "'n_jobs' has no effect" FutureWarning: we set n_jobs, not the user."""
+    with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=".*'n_jobs' has no effect", category=FutureWarning
         )
