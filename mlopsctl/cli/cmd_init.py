@@ -53,6 +53,12 @@ def init(ctx: click.Context, example: str, remote_url: str | None) -> int:
         )
     if git.ensure_repo(root):
         click.echo("initialised git repository")
+    top = Path(str(git.open_repo(root).working_tree_dir)).resolve()
+    if top != root.resolve():
+        # DVC, dvc.lock paths and apply's commits all work from the top of the work tree
+        raise MlopsctlError(
+            f"{root} is inside the git repository {top}: run `mlopsctl init` at its top level"
+        )
     if dvc.ensure_initialised(root):
         click.echo("initialised DVC (analytics off)")
 
@@ -63,13 +69,7 @@ def init(ctx: click.Context, example: str, remote_url: str | None) -> int:
     for rel in kept:
         click.echo(f"kept existing {rel}")
 
-    gitignore = root / ".gitignore"
-    lines = gitignore.read_text("utf-8").splitlines() if gitignore.exists() else []
-    if ".mlopsctl/" not in lines:
-        with gitignore.open("a", encoding="utf-8") as fh:
-            if lines and lines[-1] != "":
-                fh.write("\n")
-            fh.write("# mlopsctl local cache and locks\n.mlopsctl/\n")
+    if git.ensure_ignored(root, ".mlopsctl/", "mlopsctl local cache and locks"):
         click.echo("added .mlopsctl/ to .gitignore")
 
     # the example's data files are DVC-tracked, like any data source should be

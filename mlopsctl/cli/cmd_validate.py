@@ -34,7 +34,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: boo
             root: Path | None = find_project_root(cwd)
         except ProjectNotFoundError:
             root = None
-        diags = validate_files(root, [cwd / p for p in paths])
+        diags = validate_files(root, [cwd / p for p in paths], cwd=cwd)
         checked = [str(p) for p in paths]
     else:
         root = find_project_root(cwd)

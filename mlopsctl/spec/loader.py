@@ -97,21 +97,24 @@ def load_usecases(
         if isinstance(doc.data, dict):
             parsed.append((path, display, doc))
     # custom stages' outs, across the project, count as existing data paths
+    # (read before the schema check, so any shape can be here: take only lists of strings)
     produced = frozenset(
         os.path.normpath(o)
         for _p, _d, doc in parsed
-        for st in (doc.data.get("stages") or [])
+        for st in _list(doc.data.get("stages"))
         if isinstance(st, dict)
-        for o in (st.get("outs") or [])
-        if isinstance(o, str)
+        for o in _list(st.get("outs"))
+        if isinstance(o, str) and o
     )
     ctx = ProjectContext(root, config.allowed_estimator_modules, produced)
     for _path, display, doc in parsed:
-        schema_diags = validate_against_schema(doc, "UseCase")
+        # infra keys a use case leaves out come from the project's defaults.infra (e.g. the dask
+        # block of `executor: dask`), so the schema checks the use case with them filled in
+        data = _with_defaults(doc.data, config)
+        schema_diags = validate_against_schema(YamlDocument(doc.file, data, doc.root), "UseCase")
         diags.extend(schema_diags)
         if schema_diags:
             continue
-        data = _with_defaults(doc.data, config)
         spec = build(UseCase, data)
         sem = check_usecase(spec, doc, ctx)
         diags.extend(sem)
@@ -121,11 +124,17 @@ def load_usecases(
     return [uc for uc, _doc in loaded], diags
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _with_defaults(data: Mapping[str, Any], config: ProjectConfig) -> dict[str, Any]:
     """The use case with the project's defaults.infra filled in beneath its own infra."""
+    infra = data.get("infra", {})
+    if not isinstance(infra, dict):  # the schema reports it
+        return dict(data)
     merged = dict(data)
-    defaults = _infra_dict(config.defaults.infra)
-    merged["infra"] = {**defaults, **(data.get("infra") or {})}
+    merged["infra"] = {**_infra_dict(config.defaults.infra), **infra}
     return merged
 
 
@@ -177,9 +186,14 @@ def _display(root: Path, path: Path) -> str:
         return str(path)
 
 
-def validate_files(root: Path | None, paths: Sequence[Path]) -> list[Diagnostic]:
-    """Validate the given files (use cases or project files, by their ``kind``)."""
-    base = root or Path.cwd()
+def validate_files(
+    root: Path | None, paths: Sequence[Path], cwd: Path | None = None
+) -> list[Diagnostic]:
+    """Validate the given files (use cases or project files, by their ``kind``).
+
+    Outside a project (*root* None), paths are shown and data files resolved from *cwd*.
+    """
+    base = root or cwd or Path.cwd()
     config: ProjectConfig | None = None
     diags: list[Diagnostic] = []
     if root is not None:

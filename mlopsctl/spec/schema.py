@@ -53,23 +53,26 @@ def validate_against_schema(doc: YamlDocument, kind: str) -> list[Diagnostic]:
     """Every schema violation of *doc* (a UseCase or Project document), located."""
     validator = _validator(kind)
     root = load_schema(SCHEMA_FILES[kind])
-    diags: set[Diagnostic] = set()
+    ranked: set[tuple[Diagnostic, int]] = set()
     for error in validator.iter_errors(doc.data):
-        diags.update(_diagnose(doc, error, root))
-    return _drop_redundant(sorted(diags))
+        # a rule under if/then (e.g. the metrics of this problem) says more than the general one
+        rank = 0 if "then" in list(error.schema_path) else 1
+        ranked.update((d, rank) for d in _diagnose(doc, error, root))
+    return _drop_redundant(sorted(ranked, key=lambda dr: (dr[0].path, dr[0].line, dr[1], dr[0])))
 
 
-def _drop_redundant(diags: list[Diagnostic]) -> list[Diagnostic]:
-    # An unknown key also fails e.g. propertyNames/then checks at the same spot: keep one message.
+def _drop_redundant(ranked: list[tuple[Diagnostic, int]]) -> list[Diagnostic]:
+    # An unknown key also fails e.g. propertyNames/then checks at the same spot: keep one message,
+    # the first of each spot in *ranked* order.
     seen: set[tuple[str, int, int]] = set()
     out = []
-    for d in diags:
+    for d, _rank in ranked:
         key = (d.path, d.line, d.column)
         if key in seen:
             continue
         seen.add(key)
         out.append(d)
-    return out
+    return sorted(out)
 
 
 def _type_name(value: Any) -> str:
@@ -88,6 +91,26 @@ def _type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return type(value).__name__
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML: ``true``, ``null``, ``'text'``, ``3``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"'{value}'"
+    return str(value)
+
+
+def _hint(error: Any, root: Mapping[str, Any]) -> str:
+    """Why a conditional rule applies: its description, else the condition it is under."""
+    because = _because_text(error, root)
+    if not because:
+        return ""
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    return str(schema.get("description", "")) or f"when {because}"
 
 
 def _consts(
@@ -166,12 +189,13 @@ def _diagnose(doc: YamlDocument, error: Any, root: Mapping[str, Any]) -> list[Di
         return [
             doc.diagnostic(
                 path,
-                f"'{instance}' is not allowed{cond}; expected one of: {', '.join(allowed)}",
+                f"{_show(instance)} is not allowed{cond}; expected one of: {', '.join(allowed)}",
                 hint=did_you_mean(str(instance), allowed),
             )
         ]
     if kind == "const":
-        return [doc.diagnostic(path, f"expected '{error.validator_value}', got '{instance}'")]
+        want, got = _show(error.validator_value), _show(instance)
+        return [doc.diagnostic(path, f"expected {want}, got {got}", hint=_hint(error, root))]
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[
             kind

@@ -169,7 +169,10 @@ def check_usecase(uc: UseCase, doc: YamlDocument, ctx: ProjectContext) -> list[D
     for col, rng in data.checks.ranges.items():
         if rng.min is not None and rng.max is not None and rng.min > rng.max:
             out.append(
-                d(("data", "checks", "ranges", col), f"min {rng.min} is greater than max {rng.max}")
+                d(
+                    ("data", "checks", "ranges", col),
+                    f"min {rng.min:g} is greater than max {rng.max:g}",
+                )
             )
     if data.split.stratify and goal.problem == "regression":
         out.append(
@@ -255,6 +258,8 @@ def check_usecase(uc: UseCase, doc: YamlDocument, ctx: ProjectContext) -> list[D
 
 def path_problem(value: str) -> str:
     """Why *value* is not an acceptable repository path, or '' when it is."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return f"path {value!r} contains a control character"
     if value.startswith(("/", "\\")) or (len(value) > 1 and value[1] == ":"):
         return f"path '{value}' must be relative to the repository"
     norm = posixpath.normpath(value.replace("\\", "/"))
@@ -269,7 +274,10 @@ def _exists(root: Path, rel: str, produced: set[str]) -> bool:
     norm = posixpath.normpath(rel)
     if norm in produced or any(norm.startswith(o.rstrip("/") + "/") for o in produced):
         return True
-    return (root / norm).exists() or (root / f"{norm}.dvc").exists()
+    try:
+        return (root / norm).exists() or (root / f"{norm}.dvc").exists()
+    except OSError:  # e.g. a name longer than the file system allows: it cannot be there
+        return False
 
 
 def _data_sources(uc: UseCase) -> Iterable[tuple[tuple[str | int, ...], Source]]:
@@ -296,6 +304,10 @@ def _declared_paths(uc: UseCase) -> Iterable[tuple[tuple[str | int, ...], str]]:
 def _direction(
     doc: YamlDocument, path: tuple[str, ...], name: str, lo: float | None, hi: float | None
 ) -> list[Diagnostic]:
+    if lo is not None and hi is not None:  # a range: fine for errors and scores alike
+        if lo > hi:
+            return [doc.diagnostic(path, f"min {lo:g} is greater than max {hi:g}: never holds")]
+        return []
     if name in ERROR_METRICS and lo is not None:
         return [
             doc.diagnostic(

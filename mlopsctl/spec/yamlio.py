@@ -15,22 +15,7 @@ from typing import Any
 import yaml
 
 from mlopsctl.errors import Diagnostic
-
-try:  # libyaml is ~10x faster; fall back to the pure-Python parser where it is missing
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
-
-
-class _Loader(_BaseLoader):
-    """YAML 1.1 reads ``1e-3`` as a string; users (and DVC's YAML 1.2 loader) mean a float."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+from mlopsctl.spec.yaml12 import Loader as _Loader
 
 Path = tuple[str | int, ...]
 
@@ -40,7 +25,6 @@ _STANDARD_TAGS = {
 }
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
-_constructor = yaml.constructor.SafeConstructor()
 
 
 def format_path(path: Sequence[str | int]) -> str:
@@ -98,6 +82,13 @@ class YamlDocument:
         return Diagnostic(self.file, line, col, format_path(path), message, hint)
 
 
+#: Limits that keep a hostile or broken file from exhausting the stack or the memory: nesting
+#: depth, and values after expanding aliases (a "billion laughs" document stops here).
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
 def load_yaml(text: str, file: str) -> tuple[YamlDocument, list[Diagnostic]]:
     """Parse *text*; return the document and every problem found (never raises on bad input)."""
     try:
@@ -113,9 +104,24 @@ def load_yaml(text: str, file: str) -> tuple[YamlDocument, list[Diagnostic]]:
         ]
     except yaml.YAMLError as exc:
         return YamlDocument(file, None, None), [Diagnostic(file, 1, 1, "", f"YAML error: {exc}")]
-    diags: list[Diagnostic] = []
-    data = _construct(root, (), file, diags) if root is not None else None
-    return YamlDocument(file, data, root), diags
+    except RecursionError:
+        return YamlDocument(file, None, None), [
+            Diagnostic(file, 1, 1, "", "YAML error: the document is nested too deeply")
+        ]
+    if root is None:
+        return YamlDocument(file, None, None), []
+    builder = _Builder(file)
+    data = builder.construct(root, (), 0)
+    if builder.too_large:
+        return YamlDocument(file, None, root), [
+            _mark_diag(
+                file,
+                root,
+                (),
+                f"the document has more than {MAX_VALUES} values once its aliases are expanded",
+            )
+        ]
+    return YamlDocument(file, data, root), builder.diags
 
 
 def _mark_diag(file: str, node: yaml.Node, path: Path, message: str, hint: str = "") -> Diagnostic:
@@ -124,55 +130,92 @@ def _mark_diag(file: str, node: yaml.Node, path: Path, message: str, hint: str =
     )
 
 
-def _construct(node: yaml.Node, path: Path, file: str, diags: list[Diagnostic]) -> Any:
-    if node.tag not in _STANDARD_TAGS:
-        diags.append(
-            _mark_diag(
-                file,
+class _Builder:
+    """Plain Python values from a node tree, with every problem recorded as a Diagnostic."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.diags: list[Diagnostic] = []
+        self.values = 0
+        self.too_large = False
+        self._active: set[int] = set()  # ids of the collections being built (alias cycles)
+        self._scalars = yaml.constructor.SafeConstructor()
+
+    def _problem(self, node: yaml.Node, path: Path, message: str, hint: str = "") -> None:
+        self.diags.append(_mark_diag(self.file, node, path, message, hint))
+
+    def construct(self, node: yaml.Node, path: Path, depth: int) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            self.too_large = True
+        if self.too_large:
+            return None
+        if node.tag not in _STANDARD_TAGS:
+            self._problem(
                 node,
                 path,
                 f"YAML tag '{node.tag}' is not allowed",
                 "mlopsctl loads YAML safely: tags that build Python objects are never executed",
             )
-        )
-        return None
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
+            return None
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if depth >= MAX_DEPTH:
+                self._problem(node, path, f"nested more than {MAX_DEPTH} levels deep")
+                return None
+            if id(node) in self._active:
+                self._problem(node, path, "an alias refers to a node that contains it")
+                return None
+            self._active.add(id(node))
+            try:
+                if isinstance(node, yaml.MappingNode):
+                    return self._mapping(node, path, depth)
+                return [
+                    self.construct(item, (*path, i), depth + 1) for i, item in enumerate(node.value)
+                ]
+            finally:
+                self._active.discard(id(node))
+        return self._scalar(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
+        result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
-                diags.append(
-                    _mark_diag(file, key_node, path, "YAML merge keys (<<) are not supported")
-                )
+                self._problem(key_node, path, "YAML merge keys (<<) are not supported")
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
-                diags.append(_mark_diag(file, key_node, path, "mapping keys must be plain scalars"))
+                self._problem(key_node, path, "mapping keys must be plain scalars")
                 continue
-            key = key_node.value if key_node.tag == _TIMESTAMP else _scalar(key_node)
-            if not isinstance(key, str):
-                key = str(key_node.value)
+            if key_node.tag not in _STANDARD_TAGS:
+                self._problem(key_node, path, f"YAML tag '{key_node.tag}' is not allowed on a key")
+                continue
+            # keys stay as written: `on:` (of data.join) is the string "on", not true
+            key = str(key_node.value)
             if key in result:
-                diags.append(
-                    _mark_diag(
-                        file,
-                        key_node,
-                        (*path, key),
-                        f"duplicate key '{key}'",
-                        "a later value would silently replace the earlier one",
-                    )
+                self._problem(
+                    key_node,
+                    (*path, key),
+                    f"duplicate key '{key}'",
+                    "a later value would silently replace the earlier one",
                 )
                 continue
-            result[key] = _construct(value_node, (*path, key), file, diags)
+            result[key] = self.construct(value_node, (*path, key), depth + 1)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*path, i), file, diags) for i, item in enumerate(node.value)]
-    # Dates stay strings: the schema types them, and dvc.lock round-trips them as text.
-    if node.tag == _TIMESTAMP:
-        return node.value
-    return _scalar(node)
 
-
-def _scalar(node: yaml.Node) -> Any:
-    return _constructor.construct_object(node, deep=True)
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
+        # Dates stay strings: the schema types them, and dvc.lock round-trips them as text.
+        if node.tag == _TIMESTAMP:
+            return node.value
+        if node.tag in _COLLECTION_TAGS:
+            self._problem(node, path, f"a scalar cannot have the YAML tag '{node.tag}'")
+            return None
+        try:
+            return self._scalars.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, KeyError, TypeError, OverflowError):
+            tag = node.tag.rsplit(":", 1)[-1]
+            self._problem(node, path, f"'{node.value}' is not a valid {tag}")
+            return None
+        finally:
+            self._scalars.constructed_objects.clear()  # no node outlives its load
 
 
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
