@@ -21,7 +21,7 @@ def graph(ctx: click.Context, fmt: str, usecases: tuple[str, ...]) -> int:
     """Show the compiled stage DAG, each stage marked with what `plan` says about it."""
     from mlopsctl.plan.api import plan_directory
     from mlopsctl.report import graph_view
-    from mlopsctl.report.console import console
+    from mlopsctl.report.console import print_lines
 
     planned = plan_directory(settings(ctx).directory, usecases=usecases)
     g = planned.graph.only(set(usecases)) if usecases else planned.graph
@@ -31,7 +31,5 @@ def graph(ctx: click.Context, fmt: str, usecases: tuple[str, ...]) -> int:
     elif fmt == "dot":
         click.echo(graph_view.render_dot(g, status), nl=False)
     else:
-        out = console()
-        for style, text in graph_view.ascii_lines(g, status):
-            out.print(text.rstrip(), style=style or None, markup=False, highlight=False)
+        print_lines([(style, text.rstrip()) for style, text in graph_view.ascii_lines(g, status)])
     return 0

@@ -67,11 +67,9 @@ def render_text(plan: Plan) -> str:
 
 def print_text(plan: Plan) -> None:
     """Print the plan; colours only on a terminal and never with NO_COLOR."""
-    from mlopsctl.report.console import console
+    from mlopsctl.report.console import print_lines
 
-    out = console()
-    for style, text in text_lines(plan):
-        out.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
+    print_lines(text_lines(plan))
 
 
 def render_markdown(plan: Plan) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlopsctl.errors import Diagnostic, ProjectNotFoundError, SpecError
+from mlopsctl.spec.cache import SpecCache
 from mlopsctl.spec.model import Infra, Project, ProjectConfig, UseCase, UseCaseFile, build
 from mlopsctl.spec.schema import validate_against_schema
 from mlopsctl.spec.semantic import ProjectContext, check_usecase, path_problem, unique_names
@@ -62,7 +63,8 @@ def read_document(path: Path, display: str) -> tuple[YamlDocument, list[Diagnost
 
 def load_project(root: Path) -> Project:
     """Load and check the whole project at *root*; raise SpecError with every problem."""
-    config, config_diags = _load_config(root)
+    cache = SpecCache(root, PROJECT_FILE)
+    config, config_diags = _load_config(root, cache)
     diags = list(config_diags)
     files = _usecase_files(root, config) if config is not None else []
     if config is not None and not files:
@@ -75,23 +77,33 @@ def load_project(root: Path) -> Project:
                 "no use-case files match " + ", ".join(config.usecases),
             )
         )
-    usecases, uc_diags = load_usecases(root, files, config)
+    usecases, uc_diags = load_usecases(root, files, config, cache)
     diags.extend(uc_diags)
+    cache.save()
     if diags or config is None:
         raise SpecError(diags)
     return Project(root=root, config=config, usecases=tuple(usecases))
 
 
 def load_usecases(
-    root: Path, files: Sequence[Path], config: ProjectConfig | None
+    root: Path,
+    files: Sequence[Path],
+    config: ProjectConfig | None,
+    cache: SpecCache | None = None,
 ) -> tuple[list[UseCaseFile], list[Diagnostic]]:
     """Load use-case files; returns the good ones and the diagnostics of all."""
     config = config or _default_config()
     loaded: list[tuple[UseCaseFile, YamlDocument]] = []
     diags: list[Diagnostic] = []
     parsed: list[tuple[Path, str, YamlDocument]] = []
+    cached: set[str] = set()  # display names of files whose schema check is cached
     for path in files:
         display = _display(root, path)
+        hit = cache.get(path) if cache is not None else None
+        if isinstance(hit, dict):
+            parsed.append((path, display, YamlDocument(display, hit, None)))
+            cached.add(display)
+            continue
         doc, file_diags = read_document(path, display)
         diags.extend(file_diags)
         if isinstance(doc.data, dict):
@@ -107,16 +119,24 @@ def load_usecases(
         if isinstance(o, str) and o
     )
     ctx = ProjectContext(root, config.allowed_estimator_modules, produced)
-    for _path, display, doc in parsed:
+    for path, display, doc in parsed:
         # infra keys a use case leaves out come from the project's defaults.infra (e.g. the dask
         # block of `executor: dask`), so the schema checks the use case with them filled in
         data = _with_defaults(doc.data, config)
-        schema_diags = validate_against_schema(YamlDocument(doc.file, data, doc.root), "UseCase")
-        diags.extend(schema_diags)
-        if schema_diags:
-            continue
+        if display not in cached:
+            schema_diags = validate_against_schema(
+                YamlDocument(doc.file, data, doc.root), "UseCase"
+            )
+            diags.extend(schema_diags)
+            if schema_diags:
+                continue
+            if cache is not None:
+                cache.put(path, doc.data)
         spec = build(UseCase, data)
         sem = check_usecase(spec, doc, ctx)
+        if sem and doc.root is None:  # from the cache: parse it to locate the problems
+            doc, _ = read_document(path, display)
+            sem = check_usecase(spec, doc, ctx)
         diags.extend(sem)
         if not sem:
             loaded.append((UseCaseFile(path=display, spec=spec, document=doc.data), doc))
@@ -153,19 +173,28 @@ def _default_config() -> ProjectConfig:
     return ProjectConfig(api_version="mlopsctl/v1", kind="Project")
 
 
-def _load_config(root: Path) -> tuple[ProjectConfig | None, list[Diagnostic]]:
-    doc, diags = read_document(root / PROJECT_FILE, PROJECT_FILE)
-    if not isinstance(doc.data, dict):
-        return None, diags
-    schema_diags = validate_against_schema(doc, "Project")
-    diags.extend(schema_diags)
-    if schema_diags:
-        return None, diags
+def _load_config(
+    root: Path, cache: SpecCache | None = None
+) -> tuple[ProjectConfig | None, list[Diagnostic]]:
+    path = root / PROJECT_FILE
+    hit = cache.get(path) if cache is not None else None
+    if isinstance(hit, dict):
+        doc, diags = YamlDocument(PROJECT_FILE, hit, None), list[Diagnostic]()
+    else:
+        doc, diags = read_document(path, PROJECT_FILE)
+        if not isinstance(doc.data, dict):
+            return None, diags
+        schema_diags = validate_against_schema(doc, "Project")
+        diags.extend(schema_diags)
+        if schema_diags:
+            return None, diags
+        if cache is not None:
+            cache.put(path, doc.data)
     config = build(ProjectConfig, doc.data)
-    for i, pattern in enumerate(config.usecases):
-        problem = path_problem(pattern)
-        if problem:
-            diags.append(doc.diagnostic(("usecases", i), problem))
+    problems = [(i, path_problem(p)) for i, p in enumerate(config.usecases) if path_problem(p)]
+    if problems and doc.root is None:  # from the cache: parse it to locate the problems
+        doc, _ = read_document(path, PROJECT_FILE)
+    diags.extend(doc.diagnostic(("usecases", i), problem) for i, problem in problems)
     return (None if diags else config), diags
 
 

@@ -1,0 +1,79 @@
+"""Unchanged spec files are not re-read or re-validated; any change is seen."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlopsctl.errors import SpecError
+from mlopsctl.spec import loader
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "house-prices"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "p"
+    shutil.copytree(EXAMPLE, root)
+    return root
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reads: list[str] = []
+    real = loader.read_document
+
+    def counting(path: Path, display: str):  # type: ignore[no-untyped-def]
+        reads.append(display)
+        return real(path, display)
+
+    monkeypatch.setattr(loader, "read_document", counting)
+    return reads
+
+
+def test_second_load_reads_no_spec_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = _count_reads(monkeypatch)
+    first = loader.load_project(project)
+    assert sorted(reads) == ["mlopsctl.yaml", "usecases/house-prices.yaml"]
+    assert (project / ".mlopsctl/specs.json").exists()
+    reads.clear()
+    second = loader.load_project(project)
+    assert reads == []
+    assert second.usecases[0].spec == first.usecases[0].spec
+    assert second.usecases[0].document == first.usecases[0].document
+
+
+def test_an_edit_is_seen_and_a_broken_file_is_not_cached(project: Path) -> None:
+    loader.load_project(project)
+    uc = project / "usecases/house-prices.yaml"
+    uc.write_text(uc.read_text().replace("max_iter: 200", "max_iter: 300"))
+    assert loader.load_project(project).usecases[0].spec.model.params["max_iter"] == 300
+    uc.write_text(uc.read_text().replace("test_size: 0.2", "test_size: 2.0"))
+    for _ in range(2):  # the second time must not come from a cache either
+        with pytest.raises(SpecError) as err:
+            loader.load_project(project)
+        assert "data.split.test_size: must be < 1" in str(err.value)
+
+
+def test_semantic_errors_of_a_cached_file_are_located(project: Path) -> None:
+    loader.load_project(project)
+    (project / "data/houses.csv").unlink()  # the spec is unchanged; the workspace is not
+    with pytest.raises(SpecError) as err:
+        loader.load_project(project)
+    text = (project / "usecases/house-prices.yaml").read_text().splitlines()
+    line = next(i for i, t in enumerate(text, 1) if "path: data/houses.csv" in t)
+    (diag,) = err.value.diagnostics
+    assert (diag.file, diag.line) == ("usecases/house-prices.yaml", line)
+    assert diag.message == "data file 'data/houses.csv' not found"
+
+
+def test_a_change_to_the_project_file_drops_the_cache(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loader.load_project(project)
+    cfg = project / "mlopsctl.yaml"
+    cfg.write_text(cfg.read_text() + "\n# touched\n")
+    reads = _count_reads(monkeypatch)
+    loader.load_project(project)
+    assert sorted(reads) == ["mlopsctl.yaml", "usecases/house-prices.yaml"]
