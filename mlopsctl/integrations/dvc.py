@@ -101,7 +101,9 @@ def commit_stages(root: Path, stage_names: Sequence[str]) -> None:
             raise StateError("dvc.yaml has no stage " + ", ".join(sorted(missing)))
         by_file: dict[Any, list[Any]] = {}
         for stage in stages:
-            stage.save()
+            # run_cache=False: mlopsctl keeps its own run-cache (.mlopsctl/runs), keyed by the
+            # stage fingerprint; DVC's costs a YAML write and a params re-read per stage
+            stage.save(run_cache=False)
             stage.commit()
             by_file.setdefault(stage.dvcfile, []).append(stage)
         for dvcfile, group in by_file.items():

@@ -137,6 +137,11 @@ def test_reverting_a_param_restores_from_cache_without_training(
     first = json.loads(mlopsctl(root, "apply", "--json", check=True).stdout)
     assert {s["id"]: s["status"] for s in first["stages"]}["breast-cancer/train"] == "ran"
     assert md5(model) != original
+    # DVC's own views of the applied change work on the generated pipeline
+    params = json.loads(dvc(root, "params", "diff", "HEAD~1", "--json").stdout)
+    assert params[UC]["model.params.C"] == {"old": 1.0, "new": 0.5, "diff": -0.5}
+    metrics = json.loads(dvc(root, "metrics", "diff", "HEAD~1", "--json").stdout)
+    assert "roc_auc" in metrics["reports/breast-cancer/metrics.json"]
 
     edit(root / UC, "C: 0.5", "C: 1.0")
     plan = plan_json(root)
