@@ -63,11 +63,13 @@ def validate_against_schema(doc: YamlDocument, kind: str) -> list[Diagnostic]:
 
 def _drop_redundant(ranked: list[tuple[Diagnostic, int]]) -> list[Diagnostic]:
     # An unknown key also fails e.g. propertyNames/then checks at the same spot: keep one message,
-    # the first of each spot in *ranked* order.
-    seen: set[tuple[str, int, int]] = set()
+    # the first of each spot in *ranked* order. Missing keys are distinct problems at one spot
+    # (the mapping that lacks them): keep each.
+    seen: set[tuple[str, int, int, str]] = set()
     out = []
     for d, _rank in ranked:
-        key = (d.path, d.line, d.column)
+        missing = d.message if d.message.startswith("missing required key") else ""
+        key = (d.path, d.line, d.column, missing)
         if key in seen:
             continue
         seen.add(key)
