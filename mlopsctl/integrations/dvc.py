@@ -104,7 +104,9 @@ def commit_stages(root: Path, stage_names: Sequence[str]) -> None:
             # run_cache=False: mlopsctl keeps its own run-cache (.mlopsctl/runs), keyed by the
             # stage fingerprint; DVC's costs a YAML write and a params re-read per stage
             stage.save(run_cache=False)
-            stage.commit()
+            # relink=False: the output we just wrote stays as it is; relinking would copy the
+            # cache object back over it (the default cache type is reflink,copy)
+            stage.commit(relink=False)
             by_file.setdefault(stage.dvcfile, []).append(stage)
         for dvcfile, group in by_file.items():
             dvcfile.dump_stages(group, update_pipeline=False)
