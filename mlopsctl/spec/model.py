@@ -9,6 +9,7 @@ is the single rename, declared with ``metadata={"key": ...}``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -287,13 +288,18 @@ def yaml_key(f: dataclasses.Field[Any]) -> str:
 
 def build(cls: type[T], data: Mapping[str, Any]) -> T:
     """Build dataclass *cls* from a schema-valid mapping, recursing by type hints."""
-    hints = typing.get_type_hints(cls)
     kwargs = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        key = yaml_key(f)
+    for name, key, hint in _fields(cls):  # type: ignore[arg-type]
         if key in data:
-            kwargs[f.name] = _convert(hints[f.name], data[key])
+            kwargs[name] = _convert(hint, data[key])
     return cls(**kwargs)
+
+
+@functools.cache
+def _fields(cls: type[Any]) -> tuple[tuple[str, str, Any], ...]:
+    """(field name, YAML key, resolved type hint) per field; resolving hints is slow."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, yaml_key(f), hints[f.name]) for f in dataclasses.fields(cls))
 
 
 def _convert(tp: Any, value: Any) -> Any:

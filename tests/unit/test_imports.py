@@ -197,3 +197,13 @@ def test_the_import_scanner_sees_all_forms(tmp_path: Path) -> None:
         "mlopsctl.stages",
         "mlopsctl.integrations.dvc",
     } <= found
+
+
+def test_environment_versions_match_package_metadata() -> None:
+    from importlib import metadata
+
+    from mlopsctl.compile.environment import TRACKED, environment
+
+    env = environment()
+    for dist in TRACKED:
+        assert env[dist] == metadata.version(dist)
