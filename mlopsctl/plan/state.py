@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +16,7 @@ from mlopsctl.errors import StateError
 from mlopsctl.spec.yaml12 import Loader as _Loader
 
 LOCK_FILE = "dvc.lock"
+LOCK_CACHE = ".mlopsctl/lock.json"
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,7 @@ def read_state(root: Path) -> AppliedState:
         raw = path.read_bytes()
     except FileNotFoundError:
         return AppliedState({}, b"")
-    try:
-        data = yaml.load(raw, Loader=_Loader) or {}
-    except yaml.YAMLError as exc:
-        raise StateError(f"{LOCK_FILE} is not valid YAML: {exc}") from exc
+    data = _parse(root, raw)
     if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
         raise StateError(f"{LOCK_FILE} does not look like a DVC lock file")
     stages = {}
@@ -59,6 +60,30 @@ def read_state(root: Path) -> AppliedState:
             params={f: dict(v or {}) for f, v in (entry.get("params") or {}).items()},
         )
     return AppliedState(stages, raw)
+
+
+def _parse(root: Path, raw: bytes) -> Any:
+    """dvc.lock as Python values; parsed from YAML once per content, then from a JSON copy."""
+    digest = hashlib.md5(raw, usedforsecurity=False).hexdigest()
+    cache = root / LOCK_CACHE
+    try:
+        cached = json.loads(cache.read_text("utf-8"))
+        if cached.get("md5") == digest:
+            return cached["data"]
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass
+    try:
+        data = yaml.load(raw, Loader=_Loader) or {}
+    except yaml.YAMLError as exc:
+        raise StateError(f"{LOCK_FILE} is not valid YAML: {exc}") from exc
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".lock.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"md5": digest, "data": data}), "utf-8")
+        os.replace(tmp, cache)
+    except (OSError, TypeError, ValueError):  # read-only checkout, or a value JSON cannot hold
+        pass
+    return data
 
 
 def _cmd(value: Any) -> str:

@@ -3,7 +3,7 @@
 PyYAML implements YAML 1.1, where ``on``/``off``/``yes``/``no`` are booleans and ``1e-3`` is a
 string. DVC reads params and dvc.lock as YAML 1.2; reading them any other way would make plan
 and ``dvc status`` disagree (a join key ``on:`` would become ``True``). So: only true/false are
-booleans, and exponent floats without a dot are floats.
+booleans, exponent floats without a dot are floats, and dates are strings.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ class Loader(_BaseLoader):
     """Safe loading with YAML 1.2 booleans and floats."""
 
 
+# YAML 1.2's core schema has no implicit timestamps either: a date stays the text it is.
+_DROPPED = {_BOOL, "tag:yaml.org,2002:timestamp"}
 Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _DROPPED]
     for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
 }
 Loader.add_implicit_resolver(
