@@ -658,7 +658,7 @@ def markdown(report: Mapping[str, Any]) -> str:
             f"({', '.join(change['files'])}): its numbers mix two versions; run it again."
         )
     add("")
-    add("| target | measured | target | result |")
+    add("| benchmark | measured | target | result |")
     add("| --- | --- | --- | --- |")
     for t in report["targets"]:
         add(f"| {t['benchmark']} | {x_(t['value'])} | {t['target']} | {verdict(t['pass'])} |")
