@@ -276,7 +276,7 @@ class Applier:
 
 
 def _n_jobs(n: int) -> int:
-    return os.cpu_count() or 1 if n == -1 else n
+    return (os.cpu_count() or 1) if n == -1 else n
 
 
 def read_journal(root: Path) -> list[dict[str, Any]]:
