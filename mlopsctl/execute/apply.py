@@ -19,7 +19,6 @@ import shutil
 import time
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,68 +31,10 @@ from mlopsctl.plan.api import Planned
 from mlopsctl.plan.hashing import HashCache, file_md5
 from mlopsctl.plan.model import Action, Plan, StagePlan
 from mlopsctl.plan.planner import stage_fingerprint
+from mlopsctl.results import ApplyResult, Outcome, Reporter
 from mlopsctl.spec.model import Project
 
 JOURNAL = ".mlopsctl/journal.jsonl"
-
-
-@dataclass
-class Outcome:
-    """What happened to one stage during apply."""
-
-    stage_id: str
-    status: str  # ran | restored | up-to-date | failed | blocked | removed
-    message: str = ""
-    seconds: float = 0.0
-    summary: dict[str, Any] = field(default_factory=dict)
-    started: float = 0.0  # epoch seconds; 0 when nothing ran
-
-
-@dataclass
-class ApplyResult:
-    outcomes: list[Outcome]
-    commit: str | None = None
-    pushed: int | None = None
-    plan_id: str = ""
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status in ("failed", "blocked")]
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "plan_id": self.plan_id,
-            "commit": self.commit,
-            "pushed": self.pushed,
-            "ok": not self.failed,
-            "stages": [
-                {
-                    "id": o.stage_id,
-                    "status": o.status,
-                    "message": o.message,
-                    "seconds": round(o.seconds, 3),
-                    "started": round(o.started, 3),
-                    "summary": o.summary,
-                }
-                for o in self.outcomes
-            ],
-        }
-
-
-class Reporter:
-    """How apply tells the user what happens; the CLI supplies a rich or a plain one."""
-
-    def started(self, stage_id: str, what: str) -> None: ...
-
-    def finished(self, outcome: Outcome) -> None: ...
-
-    def info(self, message: str) -> None: ...
-
-    def warn(self, message: str) -> None: ...
 
 
 def write_dvc_yaml(root: Path, graph: Graph) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from mlopsctl.execute.apply import ApplyResult, Outcome, Reporter
+from mlopsctl.results import ApplyResult, Outcome, Reporter
 
 _STYLE = {
     "ran": "green",

@@ -207,3 +207,10 @@ def test_environment_versions_match_package_metadata() -> None:
     env = environment()
     for dist in TRACKED:
         assert env[dist] == metadata.version(dist)
+
+
+def test_views_never_import_execution() -> None:
+    files = _sources("report")
+    assert files
+    forbidden = ("mlopsctl.execute", "mlopsctl.stages", "mlopsctl.cli")
+    assert _violations(files, lambda m: any(_within(m, f) for f in forbidden)) == []
