@@ -15,11 +15,12 @@ class Outcome:
     """What happened to one stage during apply."""
 
     stage_id: str
-    status: str  # ran | restored | up-to-date | failed | blocked | removed
+    status: str  # ran | restored | recovered | up-to-date | failed | blocked | removed
     message: str = ""
     seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
     started: float = 0.0  # epoch seconds; 0 when nothing ran
+    outs: dict[str, str] = field(default_factory=dict)  # what it landed: path -> md5
 
 
 @dataclass

@@ -1,36 +1,52 @@
 """Apply a Plan: run the stages it marks (independent ones in parallel), record them, commit.
 
-Order of effects, so that nothing claims what is not on disk:
-1. take the project lock; write dvc.yaml (the compiled graph);
-2. run or restore each stage as its upstream finishes; every completed stage is appended to
-   the journal (``.mlopsctl/journal.jsonl``) with the fingerprint of its inputs;
-3. record all completed stages in dvc.lock and the DVC cache in one batch, then fill the
-   run-cache and drop the journal;
-4. push to the DVC remote (when one is configured) and make one git commit.
-A crash between 2 and 3 leaves a journal; the next apply records the stages whose inputs and
-outputs still match it, and plans the rest again.
+:func:`apply_directory` is four named steps under the project lock, in this order, so that
+nothing claims what is not on disk:
+
+1. **pre-flight** (:func:`preflight`): plan (or load a saved plan and check it is current),
+   record what an interrupted apply completed (the journal), refuse to start when git has no
+   identity or CI has uncommitted specs, write dvc.yaml.
+2. **run** (:class:`Applier`): run or restore each stage as its upstream finishes; every stage
+   that completes is appended to the journal (``.mlopsctl/journal.jsonl``) with the fingerprint
+   of its inputs; stages gone from the specs have their outputs removed.
+3. **record** (:func:`record`): the completed stages go into dvc.lock and the DVC cache in one
+   batch, changed data sources into their ``.dvc`` files, both written whole and renamed into
+   place; then the run-cache is filled and the journal dropped.
+4. **publish** (:func:`publish`): push whatever the DVC remote lacks of what dvc.lock and the
+   ``.dvc`` files name (even when nothing ran: an earlier push may have failed), then make one
+   git commit whose message says exactly what this apply did.
+
+A crash in 2 or 3 leaves a journal; the next apply records the stages whose inputs and outputs
+still match it, and plans the rest again. A crash in 4 leaves everything recorded: the next
+apply pushes what is missing and commits.
 """
 
 from __future__ import annotations
 
+import graphlib
 import json
 import os
 import shutil
 import time
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlopsctl import fault
 from mlopsctl.compile import dvcyaml
 from mlopsctl.compile.graph import Graph, Stage
+from mlopsctl.errors import MlopsctlError, StateError
 from mlopsctl.execute.executors import Executor, make_executor
 from mlopsctl.execute.task import StageJob, StageResult, run_job
+from mlopsctl.fsutil import atomic_write
 from mlopsctl.plan import runcache
 from mlopsctl.plan.api import Planned
 from mlopsctl.plan.hashing import HashCache, file_md5
 from mlopsctl.plan.model import Action, Plan, StagePlan
-from mlopsctl.plan.planner import stage_fingerprint
+from mlopsctl.plan.planner import data_sources, stage_fingerprint
+from mlopsctl.plan.state import AppliedState
 from mlopsctl.results import ApplyResult, Outcome, Reporter
 from mlopsctl.spec.model import Project
 
@@ -43,14 +59,81 @@ def write_dvc_yaml(root: Path, graph: Graph) -> bool:
     path = root / dvcyaml.DVC_YAML
     if path.exists() and path.read_text("utf-8") == text:
         return False
-    tmp = path.with_name(f".dvc.yaml.{os.getpid()}.tmp")
-    tmp.write_text(text, "utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, text)
     return True
 
 
+# --- 1. pre-flight -------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What the steps after pre-flight work from."""
+
+    root: Path
+    planned: Planned
+    plan: Plan
+    do_commit: bool
+    spec_files: list[str]
+    recovered: list[str] = field(default_factory=list)  # dvc stage names recorded from a journal
+    wrote_dvc_yaml: bool = False
+
+
+def preflight(
+    root: Path,
+    reporter: Reporter,
+    *,
+    saved: Plan | None,
+    usecases: tuple[str, ...],
+    force: bool,
+    commit: bool | None,
+) -> Context:
+    from mlopsctl.integrations import git
+    from mlopsctl.plan.api import plan_directory
+    from mlopsctl.plan.planfile import check_current
+
+    _clean_staging(root)
+    planned = plan_directory(root, usecases=usecases, force=force)
+    recovered = recover_journal(root, planned, reporter)
+    if recovered:
+        write_dvc_yaml(root, planned.graph)
+        finalize(root, recovered)
+        planned = plan_directory(root, usecases=usecases, force=force)
+    plan = planned.plan
+    if saved is not None:
+        check_current(saved, plan)
+        plan = saved
+    do_commit = planned.project.config.commit if commit is None else commit
+    spec_files = ["mlopsctl.yaml", *(uc.path for uc in planned.project.usecases)]
+    if do_commit:
+        git.require_identity(root)  # fail before running anything, not after
+    if do_commit or os.environ.get("CI"):
+        dirty = git.dirty_paths(root, spec_files)
+        if dirty and os.environ.get("CI"):
+            raise MlopsctlError(
+                "refusing to apply specs that are not committed (CI is set): " + ", ".join(dirty)
+            )
+        if dirty:
+            reporter.warn(
+                "uncommitted changes to "
+                + ", ".join(dirty)
+                + ": they are included in the apply commit, so that it records what ran"
+            )
+    git.ensure_ignored(root, ".mlopsctl/", "mlopsctl local cache and locks")
+    wrote = write_dvc_yaml(root, planned.graph)
+    return Context(root, planned, plan, do_commit, spec_files, recovered, wrote)
+
+
+def _clean_staging(root: Path) -> None:
+    """Staging directories a killed apply left behind (we hold the lock: nobody uses them)."""
+    shutil.rmtree(root / ".mlopsctl" / "tmp", ignore_errors=True)
+
+
+# --- 2. run --------------------------------------------------------------------------------
+
+
 class Applier:
-    """The apply loop over one plan. Use :func:`run_plan`."""
+    """The apply loop over one plan: a topological scheduler over the stages it touches."""
 
     def __init__(
         self,
@@ -72,81 +155,76 @@ class Applier:
         self.fingerprints: dict[str, str] = {}
         self.results: dict[str, StageResult] = {}
 
-    # --- scheduling ----------------------------------------------------------------------
     def run(self) -> list[Outcome]:
         plans = {sp.id: sp for sp in self.plan.stages}
+        for sp in self.plan.stages:
+            if sp.action is Action.SKIP:
+                self.outcomes[sp.id] = Outcome(sp.id, "up-to-date")
         todo = [
             sp.id
             for sp in self.plan.stages
             if sp.action in (Action.RUN, Action.RESTORE, Action.BLOCKED)
         ]
         todo_set = set(todo)
-        for sp in self.plan.stages:
-            if sp.action is Action.SKIP:
-                self.outcomes[sp.id] = Outcome(sp.id, "up-to-date")
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(
+            {sid: [u for u in self.graph.upstream[sid] if u in todo_set] for sid in todo}
+        )
+        sorter.prepare()
+        position = {sid: i for i, sid in enumerate(todo)}
+        ready: list[str] = []
         running: dict[Future[Any], str] = {}
-        waiting = list(todo)  # topological order
-        while waiting or running:
-            progressed = True
-            while progressed:  # start every stage that is ready, while there is capacity
-                progressed = False
-                for sid in list(waiting):
-                    if len(running) >= self.executor.max_parallel:
-                        break
-                    ups = [u for u in self.graph.upstream[sid] if u in todo_set]
-                    if any(u not in self.outcomes for u in ups):
-                        continue
-                    waiting.remove(sid)
-                    progressed = True
-                    sp = plans[sid]
-                    bad = [u for u in ups if self.outcomes[u].status in ("failed", "blocked")]
-                    if sp.action is Action.BLOCKED:
-                        reasons = "; ".join(r.message for r in sp.reasons)
-                        self._finish(Outcome(sid, "blocked", reasons))
-                    elif bad:
-                        self._finish(
-                            Outcome(sid, "blocked", f"upstream {', '.join(bad)} did not complete")
-                        )
-                    else:
-                        fut = self._dispatch(sp)
-                        if fut is not None:
-                            running[fut] = sid
-            if running:
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    self._complete(running.pop(fut), fut)
-            elif waiting:  # nothing runs and nothing is ready: a bug in the graph bookkeeping
-                raise RuntimeError(f"apply cannot make progress on {waiting}")
+        while sorter.is_active():
+            ready.extend(sorted(sorter.get_ready(), key=position.__getitem__))
+            while ready and len(running) < self.executor.max_parallel:
+                sid = ready.pop(0)
+                fut = self._start(plans[sid])
+                if fut is None:  # finished without a worker (blocked, skipped, restored)
+                    sorter.done(sid)
+                    ready.extend(sorted(sorter.get_ready(), key=position.__getitem__))
+                else:
+                    running[fut] = sid
+            if not running:
+                continue
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                sid = running.pop(fut)
+                self._complete(sid, fut)
+                sorter.done(sid)
         return [self.outcomes[sp.id] for sp in self.plan.stages if sp.id in self.outcomes]
+
+    def _start(self, sp: StagePlan) -> Future[Any] | None:
+        ups = [u for u in self.graph.upstream[sp.id] if u in self.outcomes]
+        bad = [u for u in ups if self.outcomes[u].status in ("failed", "blocked")]
+        if sp.action is Action.BLOCKED:
+            self._finish(Outcome(sp.id, "blocked", "; ".join(r.message for r in sp.reasons)))
+            return None
+        if bad:
+            self._finish(Outcome(sp.id, "blocked", f"upstream {', '.join(bad)} did not complete"))
+            return None
+        return self._dispatch(sp)
 
     def _dispatch(self, sp: StagePlan) -> Future[Any] | None:
         st = self.graph.stages[sp.id]
-        deps = {d: self.hashes.md5(d) for d in st.deps}
-        doc = self.project.usecase(st.usecase).document
-        # an always-changed stage (a SQL source) reads inputs no fingerprint can capture
-        hashable = all(deps.values()) and not st.always_changed
-        fp = stage_fingerprint(st, deps, doc) if hashable else ""
-        locked = self.state.get(st.dvc_name)
         if sp.action is Action.RESTORE:
-            self._restore(st, dict(sp.restore), fp, "restored from cache")
+            self._restore(st, dict(sp.restore), self._fingerprint(st), "from the DVC cache")
             return None
-        only_upstream = sp.reasons and all(
-            r.kind in ("upstream", "dep-restored") for r in sp.reasons
-        )
-        # upstream ran and may have produced exactly what this stage was built from
-        if (
-            only_upstream
-            and locked is not None
-            and fp
-            and all(locked.deps.get(d) == h for d, h in deps.items())
-            and all(self.hashes.md5(o) == locked.outs.get(o) for o in st.all_outs)
-        ):
-            self._finish(Outcome(st.id, "up-to-date", "upstream produced identical outputs"))
-            return None
-        if fp and not self.plan.inputs.force:
+        fp = self._fingerprint(st)
+        if sp.conditional and fp:
+            # the plan left this to apply: its inputs were unknown until upstream had run
+            locked = self.state.get(st.dvc_name)
+            deps = {d: self.hashes.md5(d) for d in st.deps}
+            only_upstream = all(r.kind in ("upstream", "dep-restored") for r in sp.reasons)
+            if (
+                only_upstream
+                and locked is not None
+                and all(locked.deps.get(d) == h for d, h in deps.items())
+                and all(self.hashes.md5(o) == locked.outs.get(o) for o in st.all_outs)
+            ):
+                self._finish(Outcome(st.id, "up-to-date", "upstream produced identical outputs"))
+                return None
             outs = runcache.lookup(self.root, fp)
             if outs is not None and set(outs) == set(st.all_outs):
-                self._restore(st, outs, fp, "restored from run-cache (seen these inputs before)")
+                self._restore(st, outs, fp, "from the run-cache (seen these inputs before)")
                 return None
         self.fingerprints[st.id] = fp
         uc = self.project.usecase(st.usecase).spec
@@ -160,6 +238,15 @@ class Applier:
         self.reporter.started(st.id, "run")
         return self.executor.submit(run_job, job)
 
+    def _fingerprint(self, st: Stage) -> str:
+        """The run-cache key of *st* on the inputs on disk now ("" when it has none)."""
+        deps = {d: self.hashes.md5(d) for d in st.deps}
+        # an always-changed stage (a SQL source) reads inputs no fingerprint can capture
+        if st.always_changed or not all(deps.values()):
+            return ""
+        doc = self.project.usecase(st.usecase).document
+        return stage_fingerprint(st, deps, doc)
+
     def _complete(self, sid: str, fut: Future[Any]) -> None:
         st = self.graph.stages[sid]
         try:
@@ -170,13 +257,21 @@ class Applier:
         self.results[sid] = result
         for rel, md5 in result.outs.items():
             self.hashes.remember(rel, md5)
-        if not result.ok:
-            self._finish(Outcome(sid, "failed", result.message, result.seconds, {}, result.started))
-            return
-        fp = self.fingerprints.get(sid, "")
-        self._journal(st, fp, result.outs)
-        self.recorded.append(st.dvc_name)
-        self._finish(Outcome(sid, "ran", "", result.seconds, result.summary, result.started))
+        status = "ran" if result.ok else "failed"
+        if result.ok:
+            self._journal(st, self.fingerprints.get(sid, ""), result.outs)
+            self.recorded.append(st.dvc_name)
+        self._finish(
+            Outcome(
+                sid,
+                status,
+                result.message,
+                result.seconds,
+                result.summary if result.ok else {},
+                result.started,
+                dict(result.outs),
+            )
+        )
 
     def _restore(self, st: Stage, outs: Mapping[str, str], fp: str, message: str) -> None:
         start = time.perf_counter()
@@ -200,7 +295,8 @@ class Applier:
             self.hashes.remember(rel, md5)
         self._journal(st, fp, dict(outs))
         self.recorded.append(st.dvc_name)
-        self._finish(Outcome(st.id, "restored", message, time.perf_counter() - start))
+        secs = time.perf_counter() - start
+        self._finish(Outcome(st.id, "restored", message, secs, outs=dict(outs)))
 
     def _finish(self, outcome: Outcome) -> None:
         self.outcomes[outcome.stage_id] = outcome
@@ -214,10 +310,58 @@ class Applier:
             fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+        fault.point("journaled")
 
 
 def _n_jobs(n: int) -> int:
     return (os.cpu_count() or 1) if n == -1 else n
+
+
+def run(ctx: Context, jobs: int | None, reporter: Reporter) -> tuple[list[Outcome], list[str]]:
+    """Run the plan's stages and remove the removed ones: (outcomes, dvc stage names to record)."""
+    plan = ctx.plan
+    if not (plan.to_apply or plan.by_action(Action.BLOCKED)):
+        return [], []
+    executor = executor_for(ctx.planned.project, jobs)
+    applier = Applier(ctx.planned, plan, executor, reporter)
+    try:
+        outcomes = applier.run()
+    finally:
+        executor.shutdown()
+    outcomes += remove_outputs(
+        ctx.root, ctx.planned.state, list(plan.by_action(Action.REMOVE)), reporter
+    )
+    applier.hashes.save()
+    return outcomes, applier.recorded
+
+
+def remove_outputs(
+    root: Path, state: AppliedState, removed: list[StagePlan], reporter: Reporter
+) -> list[Outcome]:
+    """Delete the outputs of stages gone from the specs (:func:`record` drops their entries)."""
+    outcomes = []
+    for sp in removed:
+        entry = state.get(sp.dvc_name)
+        for out in entry.outs if entry is not None else ():
+            p = root / out
+            if p.is_symlink() or p.is_file():
+                p.unlink()
+            elif p.is_dir():
+                shutil.rmtree(p)
+        outcomes.append(Outcome(sp.id, "removed"))
+        reporter.finished(outcomes[-1])
+    return outcomes
+
+
+def executor_for(project: Project, jobs: int | None) -> Executor:
+    kinds = {uc.spec.infra.executor for uc in project.usecases}
+    for kind in kinds - {"local"}:
+        make_executor(kind, 1)  # raises a clear error for executors this build cannot run
+    n = jobs if jobs is not None else (os.cpu_count() or 1)
+    return make_executor("local", max(1, n))
+
+
+# --- journal recovery ----------------------------------------------------------------------
 
 
 def read_journal(root: Path) -> list[dict[str, Any]]:
@@ -244,7 +388,7 @@ def recover_journal(root: Path, planned: Planned, reporter: Reporter) -> list[st
     ok: list[str] = []
     for e in entries:
         st = by_name.get(e.get("stage", ""))
-        if st is None or not e.get("fp"):
+        if st is None or not e.get("fp") or st.dvc_name in ok:
             continue
         deps = {d: hashes.md5(d) for d in st.deps}
         doc = planned.project.usecase(st.usecase).document
@@ -256,55 +400,94 @@ def recover_journal(root: Path, planned: Planned, reporter: Reporter) -> list[st
         reporter.warn(
             f"an earlier apply was interrupted; recording the {len(ok)} stage(s) it completed"
         )
+    else:
+        (root / JOURNAL).unlink(missing_ok=True)  # nothing in it matches the workspace any more
     return ok
 
 
-def finalize(root: Path, planned: Planned, applier: Applier | None, names: list[str]) -> None:
-    """Record stages in dvc.lock and the cache (one batch), fill the run-cache, drop the journal."""
+# --- 3. record -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedState:
+    stages: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    sources_updated: tuple[str, ...] = ()
+    sources_tracked: tuple[str, ...] = ()
+
+
+def finalize(
+    root: Path, names: list[str], removed: tuple[str, ...] = (), sources: tuple[str, ...] = ()
+) -> RecordedState:
+    """Record stages and sources with DVC, fill the run-cache, drop the journal."""
     from mlopsctl.integrations import dvc
 
-    dvc.commit_stages(root, names)
+    rec = dvc.record(root, names, removed=removed, sources=sources)
+    fault.point("recorded")
     for e in read_journal(root):
         if e.get("fp") and e.get("stage") in names:
             runcache.record(root, e["fp"], e.get("id", e["stage"]), e["outs"])
     (root / JOURNAL).unlink(missing_ok=True)
-    if applier is not None:
-        applier.hashes.save()
+    return RecordedState(rec.stages, rec.removed, rec.sources_updated, rec.sources_tracked)
 
 
-def remove_stages(root: Path, removed: list[StagePlan], reporter: Reporter) -> list[Outcome]:
-    """Delete the outputs and dvc.lock entries of stages that are gone from the specs."""
-    import yaml
-
-    lock_path = root / "dvc.lock"
-    if not removed or not lock_path.exists():
-        return []
-    data = yaml.safe_load(lock_path.read_text("utf-8")) or {}
-    stages = data.get("stages") or {}
-    outcomes = []
-    for sp in removed:
-        entry = stages.pop(sp.dvc_name, None) or {}
-        for out in entry.get("outs") or []:
-            p = root / str(out.get("path", ""))
-            if p.is_file():
-                p.unlink()
-            elif p.is_dir():
-                shutil.rmtree(p)
-        outcomes.append(Outcome(sp.id, "removed"))
-        reporter.finished(outcomes[-1])
-    data["stages"] = stages
-    tmp = lock_path.with_name(f".dvc.lock.{os.getpid()}.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
-    os.replace(tmp, lock_path)
-    return outcomes
+def record(ctx: Context, recorded: list[str], reporter: Reporter) -> RecordedState:
+    """Step 3: the stages that completed, the removed stages and every data source."""
+    removed = tuple(sp.dvc_name for sp in ctx.plan.by_action(Action.REMOVE))
+    sources = tuple(data_sources(ctx.planned.project, ctx.planned.graph))
+    rec = finalize(ctx.root, recorded, removed, sources)
+    for rel in rec.sources_updated:
+        reporter.info(f"recorded the new {rel} in {rel}.dvc")
+    for rel in rec.sources_tracked:
+        reporter.info(f"tracked {rel} with DVC ({rel}.dvc): data sources are versioned by DVC")
+    return rec
 
 
-def executor_for(project: Project, jobs: int | None) -> Executor:
-    kinds = {uc.spec.infra.executor for uc in project.usecases}
-    for kind in kinds - {"local"}:
-        make_executor(kind, 1)  # raises a clear error for executors this build cannot run
-    n = jobs if jobs is not None else (os.cpu_count() or 1)
-    return make_executor("local", max(1, n))
+# --- 4. publish ----------------------------------------------------------------------------
+
+
+def publish(
+    ctx: Context, result: ApplyResult, rec: RecordedState, reporter: Reporter
+) -> str | None:
+    """Step 4: push what the remote lacks, then commit. Returns a push error, or None."""
+    from mlopsctl.integrations import dvc, git
+    from mlopsctl.report.commit import ApplyFacts, commit_message, commit_paths
+
+    push_error = None
+    remote_name = ctx.planned.project.config.remote
+    remote = dvc.remote_configured(ctx.root, remote_name)
+    if remote is not None:
+        try:
+            fault.point("push")
+            result.pushed = dvc.push(ctx.root, remote)
+            if result.pushed:
+                reporter.info(f"pushed {result.pushed} file(s) to DVC remote '{remote}'")
+        except StateError as exc:
+            push_error = exc.message + (
+                ": everything is recorded and committed; the next apply pushes again"
+                if ctx.do_commit
+                else ": everything is recorded; the next apply pushes again"
+            )
+    elif remote_name and (rec.stages or rec.sources_updated or rec.sources_tracked):
+        reporter.warn(
+            f"DVC remote '{remote_name}' is not configured; artifacts were not pushed "
+            f"(configure it with `dvc remote add -d {remote_name} URL`)"
+        )
+    if ctx.do_commit:
+        facts = ApplyFacts(
+            plan=ctx.plan,
+            outcomes=tuple(result.outcomes),
+            recovered=tuple(ctx.recovered),
+            sources_updated=rec.sources_updated,
+            sources_tracked=rec.sources_tracked,
+            wrote_dvc_yaml=ctx.wrote_dvc_yaml,
+        )
+        paths = commit_paths(ctx.root, ctx.planned, ctx.spec_files)
+        message = commit_message(ctx.root, ctx.planned, facts)
+        result.commit = git.commit(ctx.root, paths, message)
+        if result.commit:
+            reporter.info(f"committed {result.commit[:10]}")
+    return push_error
 
 
 def apply_directory(
@@ -318,11 +501,7 @@ def apply_directory(
     force: bool = False,
 ) -> ApplyResult:
     """Plan (or load a saved plan), run it under the project lock, record, push and commit."""
-    from mlopsctl.errors import MlopsctlError
-    from mlopsctl.integrations import dvc, git
-    from mlopsctl.plan.api import plan_directory
-    from mlopsctl.plan.planfile import check_current, load_plan
-    from mlopsctl.report.commit import commit_message, commit_paths
+    from mlopsctl.plan.planfile import load_plan
     from mlopsctl.spec.loader import find_project_root
 
     root = find_project_root(directory)
@@ -330,67 +509,22 @@ def apply_directory(
     if saved is not None:
         usecases, force = saved.inputs.usecases, saved.inputs.force
     with _lock(root, reporter):
-        planned = plan_directory(root, usecases=usecases, force=force)
-        recovered = recover_journal(root, planned, reporter)
-        if recovered:
-            write_dvc_yaml(root, planned.graph)
-            finalize(root, planned, None, recovered)
-            planned = plan_directory(root, usecases=usecases, force=force)
-        plan = planned.plan
-        if saved is not None:
-            check_current(saved, plan)
-            plan = saved
-        do_commit = planned.project.config.commit if commit is None else commit
-        spec_files = ["mlopsctl.yaml", *(uc.path for uc in planned.project.usecases)]
-        if do_commit:
-            git.require_identity(root)  # fail before running anything, not after
-        if do_commit or os.environ.get("CI"):
-            dirty = git.dirty_paths(root, spec_files)
-            if dirty and os.environ.get("CI"):
-                raise MlopsctlError(
-                    "refusing to apply specs that are not committed (CI is set): "
-                    + ", ".join(dirty)
-                )
-            if dirty:
-                reporter.warn(
-                    "uncommitted changes to "
-                    + ", ".join(dirty)
-                    + ": they are included in the apply commit, so that it records what ran"
-                )
-        git.ensure_ignored(root, ".mlopsctl/", "mlopsctl local cache and locks")
-        wrote = write_dvc_yaml(root, planned.graph)
-        result = ApplyResult(outcomes=[], plan_id=plan.id)
-        recorded: list[str] = list(recovered)
-        if plan.to_apply or plan.by_action(Action.BLOCKED):
-            executor = executor_for(planned.project, jobs)
-            applier = Applier(planned, plan, executor, reporter)
-            try:
-                result.outcomes = applier.run()
-            finally:
-                executor.shutdown()
-            result.outcomes += remove_stages(root, list(plan.by_action(Action.REMOVE)), reporter)
-            finalize(root, planned, applier, applier.recorded)
-            recorded += applier.recorded
-        elif not wrote:
+        ctx = preflight(root, reporter, saved=saved, usecases=usecases, force=force, commit=commit)
+        result = ApplyResult(outcomes=[], plan_id=ctx.plan.id)
+        result.outcomes, recorded = run(ctx, jobs, reporter)
+        result.outcomes += [
+            Outcome(f"{name.split('_', 1)[0]}/{name.split('_', 1)[1]}", "recovered", "")
+            for name in ctx.recovered
+        ]
+        rec = record(ctx, recorded, reporter)
+        if not (
+            result.outcomes or rec.sources_updated or rec.sources_tracked or ctx.wrote_dvc_yaml
+        ):
             reporter.info("No changes. Everything is up to date.")
-        remote_name = planned.project.config.remote
-        if recorded:
-            remote = dvc.remote_configured(root, remote_name)
-            if remote is not None:
-                result.pushed = dvc.push(root, remote)
-                reporter.info(f"pushed {result.pushed} file(s) to DVC remote '{remote}'")
-            elif remote_name:
-                reporter.warn(
-                    f"DVC remote '{remote_name}' is not configured; artifacts were not pushed "
-                    f"(configure it with `dvc remote add -d {remote_name} URL`)"
-                )
-        if do_commit:
-            paths = commit_paths(root, planned, spec_files)
-            message = commit_message(root, planned, plan, result.outcomes)
-            result.commit = git.commit(root, paths, message)
-            if result.commit:
-                reporter.info(f"committed {result.commit[:10]}")
-        return result
+        push_error = publish(ctx, result, rec, reporter)
+    if push_error:
+        raise StateError(push_error)
+    return result
 
 
 def _lock(root: Path, reporter: Reporter) -> Any:

@@ -10,10 +10,14 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlopsctl import fault
 from mlopsctl.errors import StateError
+from mlopsctl.fsutil import atomic_write
+from mlopsctl.plan.state import REMEDY
 
 
 def _quiet() -> None:
@@ -85,21 +89,37 @@ def add(root: Path, paths: Sequence[str]) -> None:
         repo.add([os.fspath(root / p) for p in paths])
 
 
-def commit_stages(root: Path, stage_names: Sequence[str]) -> None:
-    """Record the named dvc.yaml stages in dvc.lock and the cache, writing dvc.lock once.
+@dataclass(frozen=True)
+class Recorded:
+    """What one :func:`record` call wrote: stages in dvc.lock, sources in their ``.dvc`` files."""
 
-    Like ``dvc commit --force STAGE...`` but batched: DVC's own commit of several targets
-    rewrites dvc.lock once per call, which makes recording N stages O(N^2).
+    stages: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    sources_updated: tuple[str, ...] = ()  # tracked sources whose .dvc now names the new data
+    sources_tracked: tuple[str, ...] = ()  # sources DVC did not track before
+
+
+def record(
+    root: Path,
+    stage_names: Sequence[str] = (),
+    *,
+    removed: Sequence[str] = (),
+    sources: Sequence[str] = (),
+) -> Recorded:
+    """Record stages and data sources with DVC: cache their outputs, update dvc.lock and .dvc.
+
+    Like ``dvc commit --force STAGE...`` plus ``dvc add`` for changed sources, but dvc.lock and
+    every ``.dvc`` file are written whole to a temporary file and renamed into place: DVC itself
+    truncates and rewrites them, and a kill in that window leaves an empty dvc.lock. dvc.lock is
+    written once for all stages (DVC's own commit of N targets rewrites it N times).
     """
-    if not stage_names:
-        return
     wanted = set(stage_names)
     with open_repo(root) as repo, repo.lock:
+        updated, tracked = _record_sources(root, repo, sources)
         stages = [s for s in repo.index.stages if getattr(s, "name", None) in wanted]
         missing = wanted - {s.name for s in stages}
         if missing:
             raise StateError("dvc.yaml has no stage " + ", ".join(sorted(missing)))
-        by_file: dict[Any, list[Any]] = {}
         for stage in stages:
             # run_cache=False: mlopsctl keeps its own run-cache (.mlopsctl/runs), keyed by the
             # stage fingerprint; DVC's costs a YAML write and a params re-read per stage
@@ -107,16 +127,102 @@ def commit_stages(root: Path, stage_names: Sequence[str]) -> None:
             # relink=False: the output we just wrote stays as it is; relinking would copy the
             # cache object back over it (the default cache type is reflink,copy)
             stage.commit(relink=False)
-            by_file.setdefault(stage.dvcfile, []).append(stage)
-        for dvcfile, group in by_file.items():
-            dvcfile.dump_stages(group, update_pipeline=False)
+        if stages or removed:
+            _write_lock(root, stages, removed)
+    return Recorded(tuple(s.name for s in stages), tuple(removed), updated, tracked)
+
+
+def _record_sources(
+    root: Path, repo: Any, sources: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Cache every changed DVC-tracked source and rewrite its .dvc; track untracked ones."""
+    from dvc.stage import serialize
+    from dvc.utils.serialize import dumps_yaml
+
+    updated: list[str] = []
+    new: list[str] = []
+    for rel in dict.fromkeys(sources):
+        dvcfile = root / f"{rel}.dvc"
+        if not dvcfile.exists():
+            if not _git_tracked(repo, rel):
+                new.append(rel)
+            continue
+        stage = repo.stage.load_one(os.fspath(dvcfile))
+        if not stage.changed_outs(allow_missing=False):
+            continue
+        stage.save()
+        stage.commit(relink=False)
+        fault.point("source-write")
+        atomic_write(dvcfile, dumps_yaml(serialize.to_single_stage_file(stage)))
+        updated.append(rel)
+    if new:
+        repo.add([os.fspath(root / p) for p in new])
+    return tuple(updated), tuple(new)
+
+
+def _git_tracked(repo: Any, rel: str) -> bool:
+    """True when git versions *rel* itself (then DVC must not track it too)."""
+    try:
+        return bool(repo.scm.is_tracked(rel))
+    except Exception:  # no git (DVC's --no-scm mode): nothing is git-tracked
+        return False
+
+
+def _write_lock(root: Path, stages: Sequence[Any], removed: Sequence[str]) -> None:
+    """dvc.lock with *stages* updated and *removed* dropped, written whole, then renamed."""
+    from dvc.stage import serialize
+    from dvc.utils.serialize import dumps_yaml, parse_yaml_for_update
+
+    path = root / "dvc.lock"
+    text = path.read_text("utf-8") if path.exists() else ""
+    if path.exists() and not text.strip():
+        raise StateError(f"dvc.lock is empty (an interrupted write?): {REMEDY}")
+    data = parse_yaml_for_update(text, os.fspath(path)) if text else {}
+    if not data:
+        data["schema"] = "2.0"  # first key, as DVC writes it
+    data["stages"] = data.get("stages", {})
+    for stage in stages:
+        data["stages"].update(serialize.to_lockfile(stage))
+    for name in removed:
+        data["stages"].pop(name, None)
+    fault.point("lock-write")
+    atomic_write(path, dumps_yaml(data))
 
 
 def push(root: Path, remote: str) -> int:
-    """``dvc push -r REMOTE``; returns the number of files transferred."""
+    """``dvc push -r REMOTE`` of everything dvc.lock and the .dvc files name.
+
+    Returns the number of files transferred (0 when the remote already held them all); a failed
+    or partial push is a :class:`StateError` carrying DVC's message in one line.
+    """
+    from dvc.exceptions import DvcException
+
     with open_repo(root) as repo:
-        result = repo.push(remote=remote)
+        try:
+            result = repo.push(remote=remote)
+        except DvcException as exc:
+            raise StateError(f"push to DVC remote '{remote}' failed: {_one_line(exc)}") from exc
     return int(result or 0)
+
+
+def not_pushed(root: Path, remote: str) -> list[str]:
+    """Tracked outputs (of dvc.lock and the .dvc files) whose objects the remote lacks."""
+    from dvc.exceptions import DvcException
+
+    with open_repo(root) as repo:
+        try:
+            status = repo.status(cloud=True, remote=remote)
+        except DvcException as exc:
+            raise StateError(f"cannot read DVC remote '{remote}': {_one_line(exc)}") from exc
+    return sorted(k for k, v in status.items() if v in ("new", "missing"))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f": {' '.join(str(cause).split())}"
+    return text
 
 
 def cache_path(root: Path, md5: str) -> Path:

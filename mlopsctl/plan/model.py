@@ -62,6 +62,10 @@ class StagePlan:
     reasons: tuple[Reason, ...] = ()
     note: str = ""  # e.g. the deploy target, shown after the reasons
     restore: Mapping[str, str] = field(default_factory=dict)  # out path -> md5 to restore
+    # RUN only: an upstream stage runs first, so this stage's inputs are not known yet. If they
+    # turn out to be what dvc.lock records, apply leaves it up to date; if they are inputs a run
+    # in the run-cache saw, apply restores that run's outputs; otherwise it runs.
+    conditional: bool = False
 
     @property
     def stale(self) -> bool:
@@ -80,6 +84,8 @@ class StagePlan:
         }
         if self.restore:
             d["restore"] = dict(sorted(self.restore.items()))
+        if self.conditional:
+            d["conditional"] = True
         return d
 
 
@@ -120,9 +126,32 @@ class PlanInputs:
 
 
 @dataclass(frozen=True)
+class SourcePlan:
+    """A DVC-tracked data source whose file no longer matches its ``.dvc``: apply records it."""
+
+    path: str
+    old: str  # md5 its .dvc file names
+    new: str  # md5 of the file on disk
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.path} changed ({self.old[:7]} -> {self.new[:7]}): recorded in {self.path}.dvc"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "old": self.old, "new": self.new}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SourcePlan:
+        return cls(str(d["path"]), str(d["old"]), str(d["new"]))
+
+
+@dataclass(frozen=True)
 class Plan:
     stages: tuple[StagePlan, ...]
     inputs: PlanInputs
+    sources: tuple[SourcePlan, ...] = ()  # tracked data sources to record (their .dvc files)
 
     def by_action(self, action: Action) -> tuple[StagePlan, ...]:
         return tuple(s for s in self.stages if s.action is action)
@@ -135,7 +164,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.to_apply) or bool(self.by_action(Action.BLOCKED))
+        return bool(self.to_apply) or bool(self.by_action(Action.BLOCKED)) or bool(self.sources)
 
     def counts(self) -> dict[str, int]:
         return {a.value: len(self.by_action(a)) for a in Action}
@@ -155,6 +184,7 @@ class Plan:
             "summary": self.counts(),
             "has_changes": self.has_changes,
             "stages": [s.to_dict() for s in self.stages],
+            "sources": [s.to_dict() for s in self.sources],
             "inputs": self.inputs.to_dict(),
         }
         if include_id:
@@ -176,7 +206,9 @@ class Plan:
                     for r in s["reasons"]
                 ),
                 restore=dict(s.get("restore", {})),
+                conditional=bool(s.get("conditional", False)),
             )
             for s in d["stages"]
         )
-        return cls(stages=stages, inputs=PlanInputs.from_dict(d["inputs"]))
+        sources = tuple(SourcePlan.from_dict(x) for x in d.get("sources", ()))
+        return cls(stages=stages, inputs=PlanInputs.from_dict(d["inputs"]), sources=sources)

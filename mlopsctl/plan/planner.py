@@ -9,6 +9,7 @@ scikit-learn, DVC or the user's estimator, and never runs user code.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from mlopsctl.compile.environment import environment, parse_env_arg
 from mlopsctl.compile.graph import Graph, Stage, get_key
 from mlopsctl.plan import runcache
 from mlopsctl.plan.hashing import HashCache
-from mlopsctl.plan.model import Action, Plan, PlanInputs, Reason, StagePlan
+from mlopsctl.plan.model import Action, Plan, PlanInputs, Reason, SourcePlan, StagePlan
 from mlopsctl.plan.state import AppliedState, LockedStage
 from mlopsctl.spec.model import Project
 
@@ -164,6 +165,14 @@ def make_plan(
         reasons.extend(out_reasons)
 
         action, restore = _decide(root, st, locked, reasons, dep_after, documents)
+        # inputs produced by an upstream that runs first are unknown until it has run
+        conditional = (
+            action is Action.RUN
+            and not force
+            and not st.always_changed
+            and any(v is None for v in dep_after.values())
+            and all(dep_now[d] is not None or d in producer for d in st.deps)
+        )
         if action in (Action.RUN, Action.BLOCKED):
             for out in st.all_outs:
                 expected[out] = None
@@ -181,6 +190,7 @@ def make_plan(
             action=action,
             reasons=tuple(reasons),
             restore=restore,
+            conditional=conditional,
         )
 
     # stages applied before whose use case or stage is gone from the specs
@@ -209,8 +219,58 @@ def make_plan(
         force=force,
         usecases=usecases,
     )
+    sources = _changed_sources(project, graph, producer, hashes)
     hashes.save()
-    return Plan(stages=tuple(plans[i] for i in graph.order) + tuple(removed), inputs=inputs)
+    return Plan(
+        stages=tuple(plans[i] for i in graph.order) + tuple(removed),
+        inputs=inputs,
+        sources=sources,
+    )
+
+
+def _changed_sources(
+    project: Project, graph: Graph, producer: Mapping[str, str], hashes: HashCache
+) -> tuple[SourcePlan, ...]:
+    """DVC-tracked data sources of the planned use cases whose file differs from its .dvc."""
+    out: list[SourcePlan] = []
+    for path in data_sources(project, graph):
+        if path in producer:
+            continue
+        recorded = dvcfile_md5(project.root / f"{path}.dvc")
+        now = hashes.md5(path)
+        if recorded is not None and now is not None and recorded != now:
+            out.append(SourcePlan(path, recorded, now))
+    return tuple(out)
+
+
+def data_sources(project: Project, graph: Graph) -> list[str]:
+    """The data files (data.sources paths) of the use cases in *graph*, each once."""
+    paths: dict[str, None] = {}
+    for name in graph.usecases():
+        for src in project.usecase(name).spec.data.sources.values():
+            if src.path is not None:
+                paths[posixpath.normpath(src.path)] = None
+    return list(paths)
+
+
+def dvcfile_md5(path: Path) -> str | None:
+    """The md5 a single-output ``.dvc`` file records, or None (no file, or not one we read)."""
+    import stat
+
+    import yaml
+
+    try:
+        st = path.lstat()  # a symlink may point outside the repository: never follow it
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 1 << 20:
+            return None
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    outs = data.get("outs") if isinstance(data, dict) else None
+    if not isinstance(outs, list) or len(outs) != 1 or not isinstance(outs[0], dict):
+        return None
+    md5 = outs[0].get("md5")
+    return str(md5) if md5 else None
 
 
 def _decide(

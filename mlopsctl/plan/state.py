@@ -17,6 +17,7 @@ from mlopsctl.spec.yaml12 import Loader as _Loader
 
 LOCK_FILE = "dvc.lock"
 LOCK_CACHE = ".mlopsctl/lock.json"
+REMEDY = "restore the committed one with `git checkout -- dvc.lock`, then run apply again"
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,11 @@ def read_state(root: Path) -> AppliedState:
         raw = path.read_bytes()
     except FileNotFoundError:
         return AppliedState({}, b"")
+    if not raw.strip():
+        raise StateError(f"{LOCK_FILE} is empty (an interrupted write?): {REMEDY}")
     data = _parse(root, raw)
     if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
-        raise StateError(f"{LOCK_FILE} does not look like a DVC lock file")
+        raise StateError(f"{LOCK_FILE} does not look like a DVC lock file: {REMEDY}")
     stages = {}
     for name, entry in (data.get("stages") or {}).items():
         if not isinstance(entry, dict):
@@ -73,9 +76,11 @@ def _parse(root: Path, raw: bytes) -> Any:
     except (OSError, ValueError, AttributeError, KeyError):
         pass
     try:
-        data = yaml.load(raw, Loader=_Loader) or {}
+        data = yaml.load(raw, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise StateError(f"{LOCK_FILE} is not valid YAML: {exc}") from exc
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        raise StateError(f"{LOCK_FILE} is not valid YAML{at}: {REMEDY}") from exc
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".lock.{os.getpid()}.tmp")

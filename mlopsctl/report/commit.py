@@ -1,14 +1,38 @@
-"""The apply commit: which files it holds, and a message naming use cases, stages and verdicts."""
+"""The apply commit: which files it holds, and a message that says exactly what this apply did.
+
+The message is derived from facts of this apply only (the outcomes of its stages, the stages it
+recovered from an interrupted apply, the data sources it recorded): never from files an earlier
+apply left on disk. A gate that did not run in this apply is reported as not reached or up to
+date, never with numbers it did not compute.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlopsctl.compile.layout import UseCasePaths
+from mlopsctl.plan.hashing import HashCache
 from mlopsctl.plan.model import Plan
+from mlopsctl.results import Outcome
+
+#: the order stage statuses are listed in a commit body
+_STATUSES = ("ran", "restored", "recovered", "removed", "failed", "blocked")
+
+
+@dataclass(frozen=True)
+class ApplyFacts:
+    """What one apply did, as the commit message reports it."""
+
+    plan: Plan
+    outcomes: tuple[Outcome, ...]
+    recovered: tuple[str, ...] = ()  # dvc stage names recorded from an interrupted apply
+    sources_updated: tuple[str, ...] = ()
+    sources_tracked: tuple[str, ...] = ()
+    wrote_dvc_yaml: bool = False
 
 
 def commit_paths(root: Path, planned: Any, spec_files: Sequence[str]) -> list[str]:
@@ -30,47 +54,82 @@ def commit_paths(root: Path, planned: Any, spec_files: Sequence[str]) -> list[st
     return list(dict.fromkeys(paths))
 
 
-def _gate(root: Path, usecase: str) -> dict[str, Any] | None:
-    try:
-        verdict: dict[str, Any] = json.loads((root / UseCasePaths(usecase).gate).read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return verdict
-
-
-def commit_message(root: Path, planned: Any, plan: Plan, outcomes: Sequence[Any]) -> str:
-    by_uc: dict[str, list[Any]] = {}
-    for o in outcomes:
+def commit_message(root: Path, planned: Any, facts: ApplyFacts) -> str:
+    by_uc: dict[str, list[Outcome]] = {}
+    for o in facts.outcomes:
         by_uc.setdefault(o.stage_id.split("/", 1)[0], []).append(o)
     touched = [uc for uc, os_ in by_uc.items() if any(o.status != "up-to-date" for o in os_)]
-    subject = "mlopsctl apply: " + (", ".join(touched) if touched else "regenerate dvc.yaml")
+    sources = [*facts.sources_updated, *facts.sources_tracked]
+    if touched:
+        subject = "mlopsctl apply: " + ", ".join(touched)
+    elif sources:
+        subject = "mlopsctl apply: record data " + ", ".join(sources)
+    elif facts.wrote_dvc_yaml:
+        subject = "mlopsctl apply: regenerate dvc.yaml (no stage ran)"
+    else:
+        subject = "mlopsctl apply: commit spec changes (no stage ran)"
     body: list[str] = []
-    trailers = [f"Mlopsctl-Plan: {plan.id}"]
-    hashes = {}
-    from mlopsctl.plan.hashing import HashCache
-
+    trailers = [f"Mlopsctl-Plan: {facts.plan.id}"]
     hc = HashCache(root)
     for uc in touched:
+        outcomes = {o.stage_id.split("/", 1)[1]: o for o in by_uc[uc]}
         parts = []
-        for status in ("ran", "restored", "removed", "failed", "blocked"):
-            names = [o.stage_id.split("/", 1)[1] for o in by_uc[uc] if o.status == status]
+        for status in _STATUSES:
+            names = [name for name, o in outcomes.items() if o.status == status]
             if names:
                 parts.append(f"{status}: {', '.join(names)}")
         body.append(f"{uc}: " + "; ".join(parts))
-        snap = UseCasePaths(uc).snapshot
-        md5 = hc.md5(snap)
-        if md5:
-            hashes[uc] = md5
-            trailers.append(f"Mlopsctl-Data: {uc} {snap} md5:{md5}")
-        verdict = _gate(root, uc)
-        if verdict is not None:
-            checks = ", ".join(
-                f"{c['metric']}={c['value']:.4g}"
-                if isinstance(c.get("value"), int | float)
-                else f"{c['metric']}=missing"
-                for c in verdict.get("checks", [])
-            )
-            trailers.append(
-                f"Mlopsctl-Gate: {uc} {'passed' if verdict.get('passed') else 'failed'} ({checks})"
-            )
-    return subject + "\n\n" + "\n".join(body) + "\n\n" + "\n".join(trailers) + "\n"
+        ingest = outcomes.get("ingest")
+        if ingest is None or ingest.status not in ("failed", "blocked"):
+            snap = UseCasePaths(uc).snapshot
+            md5 = hc.md5(snap)
+            if md5:
+                trailers.append(f"Mlopsctl-Data: {uc} {snap} md5:{md5}")
+        trailers.append(f"Mlopsctl-Gate: {uc} {_gate_verdict(root, uc, outcomes)}")
+    for rel in facts.sources_updated:
+        body.append(f"data: recorded the new {rel} in {rel}.dvc")
+        trailers.append(f"Mlopsctl-Source: {rel} md5:{hc.md5(rel) or 'missing'}")
+    for rel in facts.sources_tracked:
+        body.append(f"data: tracked {rel} with DVC")
+        trailers.append(f"Mlopsctl-Source: {rel} md5:{hc.md5(rel) or 'missing'}")
+    hc.save()
+    text = subject + "\n\n"
+    if body:
+        text += "\n".join(body) + "\n\n"
+    return text + "\n".join(trailers) + "\n"
+
+
+def _gate_verdict(root: Path, uc: str, outcomes: dict[str, Outcome]) -> str:
+    """This apply's verdict of the quality gate of *uc*, in words and numbers."""
+    gate = outcomes.get("gate")
+    path = UseCasePaths(uc).gate
+    if gate is None or gate.status == "blocked":
+        failed = [n for n, o in outcomes.items() if o.status == "failed"]
+        why = f" ({', '.join(failed)} failed)" if failed else ""
+        return f"not reached{why}"
+    if gate.status == "up-to-date":
+        return "up to date (not re-checked)"
+    if gate.status == "failed" and path not in gate.outs:
+        first = gate.message.splitlines()[0] if gate.message else "no verdict"
+        return f"failed ({first})"
+    verdict = _read_json(root / path)
+    if verdict is None:
+        return "failed (no verdict written)" if gate.status == "failed" else "unknown"
+    checks = ", ".join(
+        f"{c['metric']}={c['value']:.4g}"
+        if isinstance(c.get("value"), int | float)
+        else f"{c['metric']}=missing"
+        for c in verdict.get("checks", [])
+        if isinstance(c, dict)
+    )
+    word = "passed" if verdict.get("passed") else "failed"
+    how = "" if gate.status == "ran" else f", {gate.status}"
+    return f"{word} ({checks}{how})"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
