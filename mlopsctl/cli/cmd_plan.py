@@ -53,9 +53,12 @@ def plan(
     from mlopsctl.plan.api import plan_directory
     from mlopsctl.plan.planfile import save_plan
     from mlopsctl.report import plan_view
+    from mlopsctl.spec.pending import not_acted_on
 
     planned = plan_directory(settings(ctx).directory, usecases=usecases, force=force)
     p = planned.plan
+    for warning in not_acted_on(planned.project.usecases):
+        click.echo(f"warning: {warning}", err=True)
     if as_json or fmt == "json":
         click.echo(plan_view.render_json(p), nl=False)
     elif fmt == "markdown":

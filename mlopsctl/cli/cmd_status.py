@@ -14,33 +14,28 @@ from mlopsctl.cli.main import settings
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option(
+    "--remote",
+    "require_remote",
+    is_flag=True,
+    help="Exit 1 when the DVC remote lacks an object that dvc.lock or a .dvc file names.",
+)
 @click.pass_context
-def status(ctx: click.Context, fmt: str, as_json: bool) -> int:
-    """Per use case: in sync, out of sync (and why), failing gate, or never applied."""
+def status(ctx: click.Context, fmt: str, as_json: bool, require_remote: bool) -> int:
+    """Per use case: in sync, out of sync (and why), failing gate, never applied, not pushed."""
+    from mlopsctl.execute.remote import push_state
     from mlopsctl.plan.api import plan_directory
-    from mlopsctl.plan.status import usecase_status
-    from mlopsctl.report.console import console
+    from mlopsctl.report.console import print_lines
+    from mlopsctl.report.status_view import status_lines
 
-    statuses = usecase_status(plan_directory(settings(ctx).directory))
+    planned = plan_directory(settings(ctx).directory)
+    statuses, note = push_state(planned)
     if as_json or fmt == "json":
         click.echo(
             json.dumps([s.to_dict() for s in statuses], indent=2, sort_keys=True, default=str)
         )
-        return 0
-    out = console()
-    width = max(len(s.name) for s in statuses)
-    style = {
-        "in sync": "green",
-        "out of sync": "yellow",
-        "failing gate": "red",
-        "never applied": "cyan",
-    }
-    for s in statuses:
-        metrics = ", ".join(
-            f"{k}={v:.4g}" for k, v in sorted(s.metrics.items()) if isinstance(v, float)
-        )
-        line = f"{s.name.ljust(width)}  {s.state:<13}  gate {s.gate:<7}  {metrics}".rstrip()
-        out.print(line, style=style.get(s.state), markup=False, highlight=False)
-        for r in s.reasons:
-            out.print(f"{' ' * width}    {r}", markup=False, highlight=False)
+    else:
+        print_lines(status_lines(statuses, note))
+    if require_remote and (note or any(s.not_pushed for s in statuses)):
+        return 1
     return 0

@@ -25,6 +25,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: boo
     there is any.
     """
     from mlopsctl.spec.loader import find_project_root, load_project, validate_files
+    from mlopsctl.spec.pending import not_acted_on
 
     cwd = settings(ctx).directory
     names: list[str] = []
@@ -40,6 +41,8 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: boo
         root = find_project_root(cwd)
         try:
             project = load_project(root)
+            for warning in not_acted_on(project.usecases):
+                click.echo(f"warning: {warning}", err=True)
             diags = []
             names = [uc.name for uc in project.usecases]
             checked = ["mlopsctl.yaml", *(uc.path for uc in project.usecases)]

@@ -30,7 +30,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from mlopsctl.results import ApplyResult, Outcome, Reporter
 from mlopsctl.spec.model import Project
 
 JOURNAL = ".mlopsctl/journal.jsonl"
+PENDING_COMMIT = ".mlopsctl/pending-commit.txt"
 
 
 def write_dvc_yaml(root: Path, graph: Graph) -> bool:
@@ -417,9 +418,16 @@ class RecordedState:
 
 
 def finalize(
-    root: Path, names: list[str], removed: tuple[str, ...] = (), sources: tuple[str, ...] = ()
+    root: Path,
+    names: list[str],
+    removed: tuple[str, ...] = (),
+    sources: tuple[str, ...] = (),
 ) -> RecordedState:
-    """Record stages and sources with DVC, fill the run-cache, drop the journal."""
+    """Record stages and sources with DVC and fill the run-cache.
+
+    The journal stays until :func:`publish` has saved the commit message: a crash before then
+    recovers the stages from the journal again, and the commit still names them.
+    """
     from mlopsctl.integrations import dvc
 
     rec = dvc.record(root, names, removed=removed, sources=sources)
@@ -427,7 +435,6 @@ def finalize(
     for e in read_journal(root):
         if e.get("fp") and e.get("stage") in names:
             runcache.record(root, e["fp"], e.get("id", e["stage"]), e["outs"])
-    (root / JOURNAL).unlink(missing_ok=True)
     return RecordedState(rec.stages, rec.removed, rec.sources_updated, rec.sources_tracked)
 
 
@@ -451,8 +458,33 @@ def publish(
 ) -> str | None:
     """Step 4: push what the remote lacks, then commit. Returns a push error, or None."""
     from mlopsctl.integrations import dvc, git
-    from mlopsctl.report.commit import ApplyFacts, commit_message, commit_paths
+    from mlopsctl.report.commit import (
+        ApplyFacts,
+        commit_message,
+        commit_paths,
+        merge_messages,
+    )
 
+    facts = ApplyFacts(
+        plan=ctx.plan,
+        outcomes=tuple(result.outcomes),
+        recovered=tuple(ctx.recovered),
+        sources_updated=rec.sources_updated,
+        sources_tracked=rec.sources_tracked,
+        wrote_dvc_yaml=ctx.wrote_dvc_yaml,
+    )
+    pending = ctx.root / PENDING_COMMIT
+    message = ""
+    paths = commit_paths(ctx.root, ctx.planned, ctx.spec_files)
+    if ctx.do_commit:
+        facts = replace(facts, changed_files=tuple(git.dirty_paths(ctx.root, paths)))
+        message = commit_message(ctx.root, ctx.planned, facts)
+        if pending.exists():  # an earlier apply recorded its work, then died before committing
+            message = merge_messages(message, pending.read_text("utf-8"))
+        # until the commit is made, a crash must not lose what this apply did: the next apply
+        # commits it with this message (merged into its own)
+        atomic_write(pending, message)
+    (ctx.root / JOURNAL).unlink(missing_ok=True)
     push_error = None
     remote_name = ctx.planned.project.config.remote
     remote = dvc.remote_configured(ctx.root, remote_name)
@@ -474,17 +506,9 @@ def publish(
             f"(configure it with `dvc remote add -d {remote_name} URL`)"
         )
     if ctx.do_commit:
-        facts = ApplyFacts(
-            plan=ctx.plan,
-            outcomes=tuple(result.outcomes),
-            recovered=tuple(ctx.recovered),
-            sources_updated=rec.sources_updated,
-            sources_tracked=rec.sources_tracked,
-            wrote_dvc_yaml=ctx.wrote_dvc_yaml,
-        )
-        paths = commit_paths(ctx.root, ctx.planned, ctx.spec_files)
-        message = commit_message(ctx.root, ctx.planned, facts)
+        fault.point("commit")
         result.commit = git.commit(ctx.root, paths, message)
+        pending.unlink(missing_ok=True)
         if result.commit:
             reporter.info(f"committed {result.commit[:10]}")
     return push_error

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlopsctl import fault
 from mlopsctl.compile.graph import Stage
 from mlopsctl.compile.layout import UseCasePaths
 from mlopsctl.errors import MlopsctlError, StageFailedError
@@ -172,6 +173,7 @@ def _land(staging: Path, root: Path, st: Stage, *, partial: bool) -> None:
         if dst.is_dir() and not dst.is_symlink():
             shutil.rmtree(dst)
         os.replace(src, dst)
+        fault.point("stage-running")  # some outputs landed, others not yet
 
 
 def _run_custom(root: Path, st: Stage) -> dict[str, Any]:

@@ -114,6 +114,9 @@ def record(
     written once for all stages (DVC's own commit of N targets rewrites it N times).
     """
     wanted = set(stage_names)
+    lock = root / "dvc.lock"
+    if lock.exists() and not lock.read_text("utf-8").strip():
+        raise StateError(f"dvc.lock is empty (an interrupted write?): {REMEDY}")
     with open_repo(root) as repo, repo.lock:
         updated, tracked = _record_sources(root, repo, sources)
         stages = [s for s in repo.index.stages if getattr(s, "name", None) in wanted]
@@ -175,8 +178,6 @@ def _write_lock(root: Path, stages: Sequence[Any], removed: Sequence[str]) -> No
 
     path = root / "dvc.lock"
     text = path.read_text("utf-8") if path.exists() else ""
-    if path.exists() and not text.strip():
-        raise StateError(f"dvc.lock is empty (an interrupted write?): {REMEDY}")
     data = parse_yaml_for_update(text, os.fspath(path)) if text else {}
     if not data:
         data["schema"] = "2.0"  # first key, as DVC writes it
@@ -195,24 +196,20 @@ def push(root: Path, remote: str) -> int:
     Returns the number of files transferred (0 when the remote already held them all); a failed
     or partial push is a :class:`StateError` carrying DVC's message in one line.
     """
-    from dvc.exceptions import DvcException
-
     with open_repo(root) as repo:
         try:
             result = repo.push(remote=remote)
-        except DvcException as exc:
+        except Exception as exc:  # DvcException, or an OSError from the remote's file system
             raise StateError(f"push to DVC remote '{remote}' failed: {_one_line(exc)}") from exc
     return int(result or 0)
 
 
 def not_pushed(root: Path, remote: str) -> list[str]:
     """Tracked outputs (of dvc.lock and the .dvc files) whose objects the remote lacks."""
-    from dvc.exceptions import DvcException
-
     with open_repo(root) as repo:
         try:
             status = repo.status(cloud=True, remote=remote)
-        except DvcException as exc:
+        except Exception as exc:  # DvcException, or an OSError from the remote's file system
             raise StateError(f"cannot read DVC remote '{remote}': {_one_line(exc)}") from exc
     return sorted(k for k, v in status.items() if v in ("new", "missing"))
 

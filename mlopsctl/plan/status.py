@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import posixpath
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlopsctl.compile.layout import UseCasePaths
@@ -18,6 +19,8 @@ class UseCaseStatus:
     gate: str  # passed | failed | unknown
     reasons: tuple[str, ...] = ()  # why out of sync / why the gate failed
     metrics: dict[str, Any] = field(default_factory=dict)
+    # tracked files whose objects the DVC remote lacks; None when no remote was checked
+    not_pushed: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -26,7 +29,26 @@ class UseCaseStatus:
             "gate": self.gate,
             "reasons": list(self.reasons),
             "metrics": self.metrics,
+            "not_pushed": None if self.not_pushed is None else list(self.not_pushed),
         }
+
+
+def with_push_state(
+    planned: Planned, statuses: list[UseCaseStatus], missing: list[str]
+) -> list[UseCaseStatus]:
+    """*statuses* with the files of each use case that the remote lacks (*missing*)."""
+    owners: dict[str, set[str]] = {}
+    for st in planned.graph:
+        for path in st.outs:
+            owners.setdefault(path, set()).add(st.usecase)
+    for uc in planned.project.usecases:
+        for src in uc.spec.data.sources.values():
+            if src.path:
+                owners.setdefault(posixpath.normpath(src.path), set()).add(uc.name)
+    return [
+        replace(s, not_pushed=tuple(p for p in missing if s.name in owners.get(p, ())))
+        for s in statuses
+    ]
 
 
 def usecase_status(planned: Planned) -> list[UseCaseStatus]:

@@ -33,6 +33,7 @@ class ApplyFacts:
     sources_updated: tuple[str, ...] = ()
     sources_tracked: tuple[str, ...] = ()
     wrote_dvc_yaml: bool = False
+    changed_files: tuple[str, ...] = ()  # what the commit holds, when no stage ran
 
 
 def commit_paths(root: Path, planned: Any, spec_files: Sequence[str]) -> list[str]:
@@ -65,9 +66,9 @@ def commit_message(root: Path, planned: Any, facts: ApplyFacts) -> str:
     elif sources:
         subject = "mlopsctl apply: record data " + ", ".join(sources)
     elif facts.wrote_dvc_yaml:
-        subject = "mlopsctl apply: regenerate dvc.yaml (no stage ran)"
+        subject = f"mlopsctl apply: regenerate dvc.yaml {_IDLE_MARK}"
     else:
-        subject = "mlopsctl apply: commit spec changes (no stage ran)"
+        subject = f"mlopsctl apply: commit project files {_IDLE_MARK}"
     body: list[str] = []
     trailers = [f"Mlopsctl-Plan: {facts.plan.id}"]
     hc = HashCache(root)
@@ -92,6 +93,8 @@ def commit_message(root: Path, planned: Any, facts: ApplyFacts) -> str:
     for rel in facts.sources_tracked:
         body.append(f"data: tracked {rel} with DVC")
         trailers.append(f"Mlopsctl-Source: {rel} md5:{hc.md5(rel) or 'missing'}")
+    if not touched and not sources and facts.changed_files:
+        body.append("files: " + ", ".join(facts.changed_files))
     hc.save()
     text = subject + "\n\n"
     if body:
@@ -133,3 +136,38 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+_IDLE_MARK = "(no stage ran)"
+
+
+def merge_messages(current: str, earlier: str) -> str:
+    """One message for a commit that also holds what an interrupted apply recorded.
+
+    *earlier* is the message that apply wrote before it died (it recorded its stages in
+    dvc.lock but made no commit); its body and trailers are kept, marked as such.
+    """
+    cur_subject, cur_body, cur_trailers = _split(current)
+    old_subject, old_body, old_trailers = _split(earlier)
+    note = "(recorded by an earlier apply that was interrupted before its commit)"
+    if _IDLE_MARK in cur_subject:
+        body = [*old_body, "", note] if old_body else [note]
+        return _join(old_subject, body, old_trailers)
+    body = [*cur_body, "", f"Also in this commit {note}:", old_subject, *old_body]
+    trailers = list(dict.fromkeys([*cur_trailers, *old_trailers]))
+    return _join(cur_subject, body, trailers)
+
+
+def _split(message: str) -> tuple[str, list[str], list[str]]:
+    lines = message.strip().splitlines()
+    subject = lines[0] if lines else ""
+    body = [ln for ln in lines[1:] if ln.strip() and not ln.startswith("Mlopsctl-")]
+    trailers = [ln for ln in lines[1:] if ln.startswith("Mlopsctl-")]
+    return subject, body, trailers
+
+
+def _join(subject: str, body: list[str], trailers: list[str]) -> str:
+    text = subject + "\n\n"
+    if body:
+        text += "\n".join(body) + "\n\n"
+    return text + "\n".join(trailers) + "\n"

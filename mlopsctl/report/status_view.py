@@ -1,0 +1,35 @@
+"""`mlopsctl status` as text: one line per use case, then why it is not in sync."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mlopsctl.plan.status import UseCaseStatus
+
+_STYLE = {
+    "in sync": "green",
+    "out of sync": "yellow",
+    "failing gate": "red",
+    "never applied": "cyan",
+}
+
+
+def status_lines(statuses: Sequence[UseCaseStatus], remote_note: str = "") -> list[tuple[str, str]]:
+    """(style, text) lines for :func:`mlopsctl.report.console.print_lines`."""
+    lines: list[tuple[str, str]] = []
+    width = max((len(s.name) for s in statuses), default=0)
+    for s in statuses:
+        metrics = ", ".join(
+            f"{k}={v:.4g}" for k, v in sorted(s.metrics.items()) if isinstance(v, float)
+        )
+        pushed = ""
+        if s.not_pushed:
+            pushed = f"  not pushed: {len(s.not_pushed)} object(s)"
+        line = f"{s.name.ljust(width)}  {s.state:<13}  gate {s.gate:<7}  {metrics}{pushed}"
+        style = "red" if s.not_pushed else _STYLE.get(s.state, "")
+        lines.append((style, line.rstrip()))
+        lines += [("", f"{' ' * width}    {r}") for r in s.reasons]
+        lines += [("", f"{' ' * width}    not on the remote: {p}") for p in s.not_pushed or ()]
+    if remote_note:
+        lines.append(("yellow", remote_note))
+    return lines
