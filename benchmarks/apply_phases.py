@@ -46,7 +46,6 @@ def main() -> None:
     start = time.perf_counter()
     dvc_mod._quiet()  # imports dvc, as the first DVC call of apply does
     from dvc.dependency.param import ParamsDependency
-    from dvc.dvcfile import ProjectFile
     from dvc.repo import Repo
     from dvc.stage import Stage
     from dvc.stage.cache import StageCache
@@ -60,16 +59,16 @@ def main() -> None:
     wrap(apply_mod.Applier, "_dispatch", "  dispatch (hash deps, fingerprint, submit)")
     wrap(apply_mod.Applier, "_journal", "  journal line + fsync")
     wrap(apply_mod, "write_dvc_yaml", "write dvc.yaml")
-    wrap(dvc_mod, "commit_stages", "record in dvc.lock (dvc.commit_stages)")
+    wrap(dvc_mod, "record", "record in dvc.lock (dvc.record)")
     wrap(Repo, "__init__", "  DVC: open the repo")
     wrap(Stage, "save", "  DVC: stage.save (hash deps and outs)")
     wrap(StageCache, "save", "    DVC: run-cache entry (inside stage.save)")
     wrap(ParamsDependency, "get_hash", "    DVC: read params file (ruamel)")
     wrap(Stage, "commit", "  DVC: stage.commit (outs to the cache)")
-    wrap(ProjectFile, "dump_stages", "  DVC: write dvc.lock")
+    wrap(dvc_mod, "_write_lock", "  write dvc.lock (whole, renamed)")
     wrap(runcache, "record", "fill mlopsctl's run-cache")
     wrap(dvc_mod, "remote_configured", "look up the DVC remote")
-    wrap(apply_mod, "remove_stages", "remove stages gone from the specs")
+    wrap(apply_mod, "remove_outputs", "remove stages gone from the specs")
 
     reporter = apply_mod.Reporter()
     start = time.perf_counter()

@@ -125,7 +125,7 @@ def _check_consistent(root: Path, base: str, worked_on: str) -> None:
     for subject in git(root, "log", "--format=%s", f"{base}..HEAD").splitlines():
         assert subject.startswith("mlopsctl apply: "), subject
     # the remote holds everything
-    assert "up to date" in dvc(root, "status", "-c").stdout.lower()
+    assert dvc(root, "status", "-c", "--json").stdout.strip() in ("{}", "")
     # nothing left behind
     leftovers = [".mlopsctl/journal.jsonl", ".mlopsctl/pending-commit.txt"]
     assert not [p for p in leftovers if (root / p).exists()]

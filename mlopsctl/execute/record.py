@@ -1,0 +1,180 @@
+"""Steps 3 and 4 of apply, and the journal they recover from: record with DVC, push, commit.
+
+See :mod:`mlopsctl.execute.apply` for the order of the steps and what a crash at each point
+leaves behind.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlopsctl import fault
+from mlopsctl.errors import StateError
+from mlopsctl.fsutil import atomic_write
+from mlopsctl.plan import runcache
+from mlopsctl.plan.api import Planned
+from mlopsctl.plan.hashing import HashCache
+from mlopsctl.plan.model import Action
+from mlopsctl.plan.planner import data_sources, stage_fingerprint
+from mlopsctl.results import ApplyResult, Reporter
+
+if TYPE_CHECKING:
+    from mlopsctl.execute.apply import Context
+
+JOURNAL = ".mlopsctl/journal.jsonl"
+PENDING_COMMIT = ".mlopsctl/pending-commit.txt"
+
+
+# --- journal recovery ----------------------------------------------------------------------
+
+
+def read_journal(root: Path) -> list[dict[str, Any]]:
+    path = root / JOURNAL
+    entries = []
+    try:
+        for line in path.read_text("utf-8").splitlines():
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue  # a torn last line from a crash
+    except FileNotFoundError:
+        pass
+    return entries
+
+
+def recover_journal(root: Path, planned: Planned, reporter: Reporter) -> list[str]:
+    """Stages an interrupted apply completed whose inputs and outputs are still exactly as run."""
+    entries = read_journal(root)
+    if not entries:
+        return []
+    hashes = HashCache(root)
+    by_name = {st.dvc_name: st for st in planned.graph}
+    ok: list[str] = []
+    for e in entries:
+        st = by_name.get(e.get("stage", ""))
+        if st is None or not e.get("fp") or st.dvc_name in ok:
+            continue
+        deps = {d: hashes.md5(d) for d in st.deps}
+        doc = planned.project.usecase(st.usecase).document
+        if not all(deps.values()) or stage_fingerprint(st, deps, doc) != e["fp"]:
+            continue
+        if all(hashes.md5(rel) == md5 for rel, md5 in e["outs"].items()):
+            ok.append(st.dvc_name)
+    if ok:
+        reporter.warn(
+            f"an earlier apply was interrupted; recording the {len(ok)} stage(s) it completed"
+        )
+    else:
+        (root / JOURNAL).unlink(missing_ok=True)  # nothing in it matches the workspace any more
+    return ok
+
+
+# --- 3. record -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedState:
+    stages: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    sources_updated: tuple[str, ...] = ()
+    sources_tracked: tuple[str, ...] = ()
+
+
+def finalize(
+    root: Path,
+    names: list[str],
+    removed: tuple[str, ...] = (),
+    sources: tuple[str, ...] = (),
+) -> RecordedState:
+    """Record stages and sources with DVC and fill the run-cache.
+
+    The journal stays until :func:`publish` has saved the commit message: a crash before then
+    recovers the stages from the journal again, and the commit still names them.
+    """
+    from mlopsctl.integrations import dvc
+
+    rec = dvc.record(root, names, removed=removed, sources=sources)
+    fault.point("recorded")
+    for e in read_journal(root):
+        if e.get("fp") and e.get("stage") in names:
+            runcache.record(root, e["fp"], e.get("id", e["stage"]), e["outs"])
+    return RecordedState(rec.stages, rec.removed, rec.sources_updated, rec.sources_tracked)
+
+
+def record(ctx: Context, recorded: list[str], reporter: Reporter) -> RecordedState:
+    """Step 3: the stages that completed, the removed stages and every data source."""
+    removed = tuple(sp.dvc_name for sp in ctx.plan.by_action(Action.REMOVE))
+    sources = tuple(data_sources(ctx.planned.project, ctx.planned.graph))
+    rec = finalize(ctx.root, recorded, removed, sources)
+    for rel in rec.sources_updated:
+        reporter.info(f"recorded the new {rel} in {rel}.dvc")
+    for rel in rec.sources_tracked:
+        reporter.info(f"tracked {rel} with DVC ({rel}.dvc): data sources are versioned by DVC")
+    return rec
+
+
+# --- 4. publish ----------------------------------------------------------------------------
+
+
+def publish(
+    ctx: Context, result: ApplyResult, rec: RecordedState, reporter: Reporter
+) -> str | None:
+    """Step 4: push what the remote lacks, then commit. Returns a push error, or None."""
+    from mlopsctl.integrations import dvc, git
+    from mlopsctl.report.commit import (
+        ApplyFacts,
+        commit_message,
+        commit_paths,
+        merge_messages,
+    )
+
+    facts = ApplyFacts(
+        plan=ctx.plan,
+        outcomes=tuple(result.outcomes),
+        recovered=tuple(ctx.recovered),
+        sources_updated=rec.sources_updated,
+        sources_tracked=rec.sources_tracked,
+        wrote_dvc_yaml=ctx.wrote_dvc_yaml,
+    )
+    pending = ctx.root / PENDING_COMMIT
+    message = ""
+    paths = commit_paths(ctx.root, ctx.planned, ctx.spec_files)
+    if ctx.do_commit:
+        facts = replace(facts, changed_files=tuple(git.dirty_paths(ctx.root, paths)))
+        message = commit_message(ctx.root, ctx.planned, facts)
+        if pending.exists():  # an earlier apply recorded its work, then died before committing
+            message = merge_messages(message, pending.read_text("utf-8"))
+        # until the commit is made, a crash must not lose what this apply did: the next apply
+        # commits it with this message (merged into its own)
+        atomic_write(pending, message)
+    (ctx.root / JOURNAL).unlink(missing_ok=True)
+    push_error = None
+    remote_name = ctx.planned.project.config.remote
+    remote = dvc.remote_configured(ctx.root, remote_name)
+    if remote is not None:
+        try:
+            fault.point("push")
+            result.pushed = dvc.push(ctx.root, remote)
+            if result.pushed:
+                reporter.info(f"pushed {result.pushed} file(s) to DVC remote '{remote}'")
+        except StateError as exc:
+            push_error = exc.message + (
+                ": everything is recorded and committed; the next apply pushes again"
+                if ctx.do_commit
+                else ": everything is recorded; the next apply pushes again"
+            )
+    elif remote_name and (rec.stages or rec.sources_updated or rec.sources_tracked):
+        reporter.warn(
+            f"DVC remote '{remote_name}' is not configured; artifacts were not pushed "
+            f"(configure it with `dvc remote add -d {remote_name} URL`)"
+        )
+    if ctx.do_commit:
+        fault.point("commit")
+        result.commit = git.commit(ctx.root, paths, message)
+        pending.unlink(missing_ok=True)
+        if result.commit:
+            reporter.info(f"committed {result.commit[:10]}")
+    return push_error
