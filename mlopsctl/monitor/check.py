@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mlopsctl.errors import MlopsctlError
-from mlopsctl.monitor.profile import category_strings, prediction_values
+from mlopsctl.monitor.profile import category_counts, prediction_values
 from mlopsctl.monitor.stats import (
     Binning,
     CategoryCounter,
@@ -380,13 +380,8 @@ def _update(
             values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         counter.update(values)
         return
-    strings = category_strings(column)
-    counts = strings.value_counts(dropna=True)
-    counter.update(
-        dict(zip(counts.index, counts.to_numpy(), strict=True)),
-        len(column),
-        int(strings.isna().sum()),
-    )
+    counts, missing = category_counts(column)
+    counter.update(counts, len(column), missing)
 
 
 def _feature_result(

@@ -23,13 +23,14 @@ Frequencies are the counts over ``rows - missing``; missing rates are ``missing 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from mlopsctl.monitor.stats import Binning, quantile_binning, round_sig
+from mlopsctl.monitor.stats import Binning, quantile_binning_sorted, round_sig
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -102,9 +103,9 @@ def is_numeric(series: pd.Series) -> bool:
 def numeric_entry(series: pd.Series, bins: int = PSI_BINS, grid: int = GRID_BINS) -> dict[str, Any]:
     """Quantile bins and counts, the fine grid, missing count and moments of a numeric column."""
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    finite = values[np.isfinite(values)]
-    coarse = quantile_binning(finite, bins)
-    fine = coarse if coarse.discrete else quantile_binning(finite, grid)
+    finite = np.sort(values[np.isfinite(values)])
+    coarse = quantile_binning_sorted(finite, bins)
+    fine = coarse if coarse.discrete else quantile_binning_sorted(finite, grid)
     out: dict[str, Any] = {
         "type": "numeric",
         "dtype": str(series.dtype),
@@ -123,35 +124,43 @@ def numeric_entry(series: pd.Series, bins: int = PSI_BINS, grid: int = GRID_BINS
     return out
 
 
-def _binned(binning: Binning, values: npt.NDArray[np.float64]) -> dict[str, Any]:
-    return {**binning.to_dict(), "counts": [int(c) for c in binning.count(values)]}
+def _binned(binning: Binning, ordered: npt.NDArray[np.float64]) -> dict[str, Any]:
+    return {**binning.to_dict(), "counts": [int(c) for c in binning.count_sorted(ordered)]}
 
 
 def categorical_entry(series: pd.Series) -> dict[str, Any]:
     """Category counts and missing count of a categorical column (categories as strings)."""
-    strings = category_strings(series)
-    counts = strings.value_counts(dropna=True)
+    counts, missing = category_counts(series)
     return {
         "type": "categorical",
         "dtype": str(series.dtype),
         "rows": len(series),
-        "missing": int(strings.isna().sum()),
-        "categories": {str(k): int(v) for k, v in sorted(counts.items())},
+        "missing": missing,
+        "categories": dict(sorted(counts.items())),
     }
 
 
-def category_strings(series: pd.Series) -> pd.Series:
-    """Categories as strings, the same whichever way the column was read: integral floats print
-    as integers (``1.0`` -> ``"1"``, since a CSV column with a gap reads as float), missing
-    values stay missing."""
-    present = series.notna()
-    if pd.api.types.is_float_dtype(series):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        integral = np.isfinite(values) & (values == np.round(values))
-        text = series.astype(str).astype(object)
-        text[integral] = series[integral].astype(np.int64).astype(str).astype(object)
-        return text.where(present)
-    return series.astype(str).astype(object).where(present)
+def category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
+    """How often each category occurs, and how many values are missing.
+
+    Categories are compared as strings, the same whichever way the column was read: integral
+    floats print as integers (``1.0`` -> ``"1"``, since a CSV column with a gap reads as float).
+    Values are counted first and only the distinct keys are turned into strings, so a column of
+    a million strings is hashed once and never copied.
+    """
+    counts = series.value_counts(dropna=True, sort=False)
+    out: dict[str, int] = {}
+    for key, n in zip(counts.index.tolist(), counts.to_numpy().tolist(), strict=True):
+        name = category_key(key)
+        out[name] = out.get(name, 0) + int(n)
+    return out, len(series) - int(counts.sum())
+
+
+def category_key(value: Any) -> str:
+    """One category as a string (see :func:`category_counts`)."""
+    if isinstance(value, float | np.floating) and math.isfinite(value) and value == int(value):
+        return str(int(value))
+    return str(value)
 
 
 def prediction_values(

@@ -169,3 +169,20 @@ def test_the_registry_names_each_test_with_its_types_and_threshold() -> None:
     assert not stats.get_test("chisquare").drift_above
     with pytest.raises(KeyError, match="unknown drift test 'wasserstein'"):
         stats.get_test("wasserstein")
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_counting_sorted_values_equals_assigning_each_value(discrete: bool) -> None:
+    rng = np.random.default_rng(6)
+    values = rng.integers(0, 6, 3000).astype(float) if discrete else rng.normal(size=3000)
+    binning = quantile_binning(values[:1000], 10)
+    assert binning.discrete == discrete
+    probe = np.concatenate([values, [-50.0, 50.0, 2.5]])  # beyond the range, and into a gap
+    expected = np.bincount(binning.assign(probe), minlength=binning.n_bins)
+    assert binning.count(probe).tolist() == expected.tolist()
+
+
+def test_discrete_values_are_kept_exact() -> None:
+    values = np.array([0.1 + 0.2, 0.7, 0.7, 1.0])  # 0.30000000000000004 must not become 0.3
+    binning = quantile_binning(values, 10)
+    assert binning.count(values).tolist() == [0, 1, 0, 2, 0, 1, 0]
