@@ -159,20 +159,20 @@ def _pooled(h: Histogram) -> Histogram:
     )
 
 
-def svg_histogram(histogram: Histogram, width: int = 420, height: int = 180) -> str:
+def svg_histogram(histogram: Histogram, width: int = 470, height: int = 210) -> str:
     """Grouped bars (reference, current) of the proportion in each bin, as inline SVG."""
     h = _pooled(histogram)
     n = max(len(h.labels), 1)
     top = max([*h.reference, *h.current, 1e-12])
-    plot_h, base = height - 50, height - 40
-    slot = (width - 20) / n
+    left, plot_h, base = 80, height - 80, height - 70  # room for the slanted bin labels
+    slot = (width - left - 10) / n
     bar = max(slot / 2 - 1, 1)
     parts = [
         f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
-        f'<line x1="10" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#555"/>',
+        f'<line x1="{left}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#555"/>',
     ]
     for i, label in enumerate(h.labels):
-        x = 10 + i * slot
+        x = left + i * slot
         for j, (value, colour) in enumerate(((h.reference[i], _REF), (h.current[i], _CUR))):
             bar_h = plot_h * value / top
             parts.append(
@@ -183,7 +183,7 @@ def svg_histogram(histogram: Histogram, width: int = 420, height: int = 180) -> 
         parts.append(
             f'<text x="{x + slot / 2:.1f}" y="{base + 12}" font-size="9" text-anchor="end" '
             f'transform="rotate(-35 {x + slot / 2:.1f} {base + 12})">'
-            f"{html.escape(label[:18])}</text>"
+            f"{html.escape(label[:22])}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -206,6 +206,7 @@ def write_reports(directory: Path, results: Sequence[MonitorResult]) -> list[Pat
         target = directory / name
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
         try:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; reports are ordinary files
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
             os.replace(tmp, target)
@@ -214,3 +215,9 @@ def write_reports(directory: Path, results: Sequence[MonitorResult]) -> list[Pat
             raise
         written.append(target)
     return written
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

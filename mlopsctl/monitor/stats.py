@@ -108,6 +108,8 @@ class Binning:
 
 
 def _short(x: float) -> str:
+    if 1e4 <= abs(x) < 1e12:  # 52,340 reads better than 5.234e+04
+        return f"{x:,.0f}"
     return f"{x:.4g}"
 
 
