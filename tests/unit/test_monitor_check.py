@@ -199,3 +199,25 @@ def test_performance_and_prediction_drift_with_a_real_model(tmp_path: Path) -> N
 def test_without_the_target_there_is_no_performance(profile: dict[str, Any]) -> None:
     settings = Settings(performance={"rmse": MetricBound(max=1.0)}, target="absent")
     assert check("u", profile, credit(300, seed=7), settings).performance == {}
+
+
+def test_memory_of_a_chunked_check_does_not_grow_with_the_batch(
+    profile: dict[str, Any], tmp_path: Path
+) -> None:
+    import tracemalloc
+
+    path = tmp_path / "big.csv"
+    credit(200_000, seed=8).to_csv(path, index=False)
+
+    def peak(chunk_rows: int) -> int:
+        tracemalloc.start()
+        try:
+            result = check("u", profile, path, Settings(), chunk_rows=chunk_rows)
+            assert result.rows == 200_000
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    whole, chunked = peak(200_000), peak(10_000)
+    # one chunk of 10,000 rows instead of the whole 200,000: a fraction of the memory
+    assert chunked < whole / 5, (chunked, whole)
