@@ -106,15 +106,18 @@ import pandas as pd
 from mlopsctl.monitor.check import Settings, check
 from mlopsctl.monitor.profile import loads
 profile = loads(open(sys.argv[2]).read())
-result = check("bench", profile, sys.argv[1], Settings(), chunk_rows=100_000)
-print(result.rows, file=sys.stderr)
+import time
+start = time.perf_counter()
+result = check("bench", profile, sys.argv[1], Settings(), chunk_rows=int(sys.argv[3]))
+print(result.rows, time.perf_counter() - start)
 """
 _READ_ALL = (
     "import sys, pandas as pd\ndf = pd.read_csv(sys.argv[1])\nprint(len(df), file=sys.stderr)\n"
 )
 
 
-def _peak_mib(code: str, *args: str) -> int:
+def _run(code: str, *args: str) -> list[str]:
+    """Run *code* in a fresh interpreter; its output lines, the last one its peak RSS in MiB."""
     proc = subprocess.run(
         [sys.executable, "-c", code + "\n" + _PEAK, *args],
         capture_output=True,
@@ -122,7 +125,11 @@ def _peak_mib(code: str, *args: str) -> int:
         check=True,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
-    return int(proc.stdout.strip().splitlines()[-1])
+    return proc.stdout.strip().splitlines()
+
+
+def _peak_mib(code: str, *args: str) -> int:
+    return int(_run(code, *args)[-1])
 
 
 def memory(csv_mib: int) -> dict[str, Any]:
@@ -142,11 +149,15 @@ def memory(csv_mib: int) -> dict[str, Any]:
         profile = Path(tmp) / "profile.json"
         profile.write_text(dumps(build_profile(part, cmp.NUMERIC, cmp.CATEGORICAL)), "utf-8")
         size = csv.stat().st_size / 1024 / 1024
+        chunked = _run(_IMPORTS + _CHECK, str(csv), str(profile), "100000")
+        whole = _run(_IMPORTS + _CHECK, str(csv), str(profile), str(rows))
         return {
             "csv_mib": round(size, 1),
             "csv_rows": rows,
             "peak_mib_imports": _peak_mib(_IMPORTS),
-            "peak_mib_check_chunked": _peak_mib(_IMPORTS + _CHECK, str(csv), str(profile)),
+            "peak_mib_check_chunks_of_100k_rows": int(chunked[-1]),
+            "seconds_check_chunks_of_100k_rows": round(float(chunked[0].split()[1]), 2),
+            "peak_mib_check_one_chunk": int(whole[-1]),
             "peak_mib_read_csv_whole": _peak_mib(_IMPORTS + _READ_ALL, str(csv)),
         }
 

@@ -221,3 +221,15 @@ def test_memory_of_a_chunked_check_does_not_grow_with_the_batch(
     whole, chunked = peak(200_000), peak(10_000)
     # one chunk of 10,000 rows instead of the whole 200,000: a fraction of the memory
     assert chunked < whole / 5, (chunked, whole)
+
+
+def test_settings_come_from_the_spec_monitoring_section() -> None:
+    from mlopsctl.spec.loader import load_usecases
+
+    files = [ROOT / "tests" / "fixtures" / "spec_example" / "usecases" / "churn.yaml"]
+    usecases, diags = load_usecases(files[0].parents[1], files, None)
+    assert diags == []
+    settings = Settings.from_usecase(usecases[0].spec)
+    assert (settings.method, settings.threshold, settings.max_missing) == ("psi", 0.2, 0.10)
+    assert settings.performance == {"roc_auc": MetricBound(min=0.75)}
+    assert (settings.problem, settings.target) == ("binary_classification", "churned")
