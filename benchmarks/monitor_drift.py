@@ -12,7 +12,7 @@ Runs alternate (mlopsctl, Evidently, mlopsctl, ...); medians are reported, with 
 verdicts per column.
 
 Memory: writes a CSV of about ``--csv-mib`` MiB, then in fresh processes measures the peak
-resident memory (``ru_maxrss``) of (a) importing the libraries, (b) checking the CSV with
+resident memory (``VmHWM``) of (a) importing the libraries, (b) checking the CSV with
 mlopsctl in chunks of 100,000 rows, (c) ``pandas.read_csv`` of the whole file, for scale.
 """
 
@@ -98,7 +98,11 @@ def speed(rows: int, reps: int, evidently_python: str) -> dict[str, Any]:
 
 # --- memory -----------------------------------------------------------------------------------
 
-_PEAK = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+# VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec
+_PEAK = (
+    "print([int(line.split()[1]) // 1024 for line in open('/proc/self/status') "
+    "if line.startswith('VmHWM')][0])"
+)
 _IMPORTS = "import numpy, pandas, pyarrow, scipy.stats; import mlopsctl.monitor.check\n"
 _CHECK = """
 import json, sys
