@@ -23,6 +23,7 @@ import pandas as pd
 from mlopsctl.errors import MlopsctlError
 from mlopsctl.monitor.profile import category_counts, prediction_values
 from mlopsctl.monitor.stats import (
+    TESTS,
     Binning,
     CategoryCounter,
     NumericCounter,
@@ -290,6 +291,9 @@ def check(
     chunk_rows: int = CHUNK_ROWS,
 ) -> MonitorResult:
     """Compare *batch* (a CSV or Parquet path, or a frame) with the reference *profile*."""
+    if settings.method not in TESTS:
+        names = ", ".join(sorted(TESTS))
+        raise MonitorInputError(f"monitoring.drift.method: unknown '{settings.method}' ({names})")
     entries: Mapping[str, Any] = profile["features"]
     columns = batch_columns(batch)
     present = set(columns)

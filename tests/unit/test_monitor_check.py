@@ -144,6 +144,11 @@ def test_watched_features_must_be_in_the_profile(profile: dict[str, Any]) -> Non
 def test_an_unreadable_batch_is_a_user_error(profile: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(MonitorInputError, match="cannot read the batch"):
         check("u", profile, tmp_path / "nope.csv", Settings())
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(MonitorInputError, match="cannot read the batch"):
+        check("u", profile, tmp_path / "bad.parquet", Settings())
+    with pytest.raises(MonitorInputError, match="unknown 'wasserstein'"):
+        check("u", profile, credit(10, seed=0), Settings(method="wasserstein"))
 
 
 def test_profile_is_deterministic_json(reference: pd.DataFrame) -> None:
