@@ -7,7 +7,6 @@ inferred), the effective params, the tuning results and the library versions.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import platform
 import warnings
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from mlopsctl.errors import StageFailedError
 from mlopsctl.spec.model import Model, UseCase
 from mlopsctl.stages.base import StageContext, write_json
 from mlopsctl.stages.frames import FeatureSet, jsonable, read_parquet, select_features
-from mlopsctl.stages.modelio import save_model
+from mlopsctl.stages.modelio import import_estimator, save_model
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -90,37 +89,6 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
 
 # --- the estimator ----------------------------------------------------------------------------
-
-
-def module_allowed(module: str, allowed: tuple[str, ...]) -> bool:
-    return any(module == a or module.startswith(a + ".") for a in allowed)
-
-
-def import_estimator(path: str, allowed: tuple[str, ...]) -> type:
-    """The estimator class at dotted *path*, imported only from an allowed module."""
-    module_name, _, class_name = path.rpartition(".")
-    if not module_name or not class_name:
-        raise StageFailedError(
-            f"model.estimator: '{path}' is not a dotted path like "
-            "sklearn.ensemble.RandomForestClassifier"
-        )
-    if not module_allowed(module_name, allowed):
-        raise StageFailedError(
-            f"estimator module '{module_name}' is not allowed "
-            f"(allowed_estimator_modules: {', '.join(allowed)})"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise StageFailedError(
-            f"model.estimator: cannot import module '{module_name}': {exc}"
-        ) from exc
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise StageFailedError(f"model.estimator: module '{module_name}' has no '{class_name}'")
-    if not isinstance(cls, type) or not hasattr(cls, "fit") or not hasattr(cls, "get_params"):
-        raise StageFailedError(f"model.estimator: '{path}' is not a scikit-learn estimator class")
-    return cls
 
 
 def make_estimator(cls: type, usecase: UseCase) -> Any:
