@@ -25,7 +25,7 @@ from typing import Any
 from mlopsctl.compile import dvcyaml
 from mlopsctl.compile.graph import Graph, Stage
 from mlopsctl.execute.executors import Executor, make_executor
-from mlopsctl.execute.task import StageJob, StageResult, run_job
+from mlopsctl.execute.task import StageJob, StageResult, run_job, thread_cap
 from mlopsctl.plan import runcache
 from mlopsctl.plan.api import Planned
 from mlopsctl.plan.hashing import HashCache, file_md5
@@ -156,6 +156,7 @@ class Applier:
             usecase=uc,
             n_jobs=_n_jobs(uc.infra.n_jobs),
             allowed_estimator_modules=self.project.config.allowed_estimator_modules,
+            threads=thread_cap(uc.infra.n_jobs, self.executor.max_parallel),
         )
         self.reporter.started(st.id, "run")
         return self.executor.submit(run_job, job)

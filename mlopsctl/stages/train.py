@@ -51,10 +51,17 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
     estimator_cls = import_estimator(usecase.model.estimator, ctx.allowed_estimator_modules)
     estimator = make_estimator(estimator_cls, usecase)
-    # n_jobs (infra.n_jobs, -1 being the CPU count) is how this machine trains, not part of the
-    # model: set for the fit, then reset, so that the model file and training.json stay the same
+    # ctx.n_jobs is the stage's thread cap (infra.n_jobs, within the stage's share of the cores:
+    # execute/task.py). It is how this machine trains, not part of the model: set for the fit,
+    # then reset, so that the model file and training.json stay the same. A search runs its
+    # candidates in parallel instead, each on one thread: never n_jobs squared.
     params = estimator.get_params(deep=False)
-    own_n_jobs = "n_jobs" in params and "n_jobs" not in usecase.model.params and ctx.n_jobs != 1
+    own_n_jobs = (
+        "n_jobs" in params
+        and "n_jobs" not in usecase.model.params
+        and ctx.n_jobs != 1
+        and usecase.model.tuning is None
+    )
     if own_n_jobs:
         estimator.set_params(n_jobs=ctx.n_jobs)
     pipeline = make_pipeline(usecase.model, features, estimator)
@@ -200,8 +207,12 @@ def fit(ctx: StageContext, pipeline: Pipeline, x: Any, y: Any) -> tuple[Any, dic
         )
     else:
         raise StageFailedError(f"model.tuning.method: unknown method '{tuning.method}'")
+    from joblib import parallel_config
+
     try:
-        with _quiet_n_jobs():
+        # the search's workers inherit the stage's thread cap: one thread each, or they would
+        # use n_jobs threads apiece
+        with _quiet_n_jobs(), parallel_config(backend="loky", inner_max_num_threads=1):
             search.fit(x, y)
     except (ValueError, TypeError) as exc:
         raise StageFailedError(f"tuning {path} ({tuning.method} search) failed: {exc}") from exc
