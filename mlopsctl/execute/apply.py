@@ -41,7 +41,7 @@ from mlopsctl.compile.graph import Graph, Stage
 from mlopsctl.errors import MlopsctlError, StateError
 from mlopsctl.execute.executors import Executor, make_executor
 from mlopsctl.execute.record import JOURNAL, finalize, publish, record, recover_journal
-from mlopsctl.execute.task import StageJob, StageResult, run_job
+from mlopsctl.execute.task import StageJob, StageResult, run_job, thread_cap
 from mlopsctl.fsutil import atomic_write
 from mlopsctl.plan import runcache
 from mlopsctl.plan.api import Planned
@@ -234,6 +234,7 @@ class Applier:
             usecase=uc,
             n_jobs=_n_jobs(uc.infra.n_jobs),
             allowed_estimator_modules=self.project.config.allowed_estimator_modules,
+            threads=thread_cap(uc.infra.n_jobs, self.executor.max_parallel),
         )
         self.reporter.started(st.id, "run")
         return self.executor.submit(run_job, job)

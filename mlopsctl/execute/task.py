@@ -8,12 +8,14 @@ Either way the result carries the md5 of every output as it landed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,14 +52,76 @@ class StageJob:
     usecase: UseCase
     n_jobs: int = 1
     allowed_estimator_modules: tuple[str, ...] = ("sklearn",)
+    #: the most threads the stage may use (see :func:`thread_cap`); 0: ``min(n_jobs, cores)``
+    threads: int = 0
+
+
+#: what OpenMP, MKL, OpenBLAS, BLIS, Accelerate and numexpr read to size their thread pools
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def cores() -> int:
+    """The CPUs this process may run on (its affinity, which containers and taskset narrow)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def thread_cap(n_jobs: int, parallel: int = 1) -> int:
+    """The threads one stage may use: its ``infra.n_jobs`` (-1: every core), and no more than
+    its share of the cores when *parallel* stages run at once, so that parallel stages times
+    their threads never exceed the cores."""
+    n = cores()
+    wanted = n if n_jobs < 1 else n_jobs
+    return max(1, min(wanted, n // max(1, parallel)))
 
 
 def run_job(job: StageJob) -> StageResult:
-    """Run one stage; never raises for a stage failure (the result says so)."""
+    """Run one stage with its thread pools capped; never raises for a stage failure."""
+    threads = job.threads or thread_cap(job.n_jobs)
     try:
-        return _run_job(job)
+        with limited_threads(threads):
+            return _run_job(job, threads)
     finally:
         _stop_joblib_workers()
+
+
+@contextlib.contextmanager
+def limited_threads(threads: int) -> Iterator[None]:
+    """Cap every thread pool of this process and of the processes it starts at *threads*.
+
+    The environment variables size the pools of libraries loaded from now on (and of custom
+    stages' commands and joblib's workers, which inherit them); threadpoolctl resizes the pools
+    of libraries already loaded, as they are in a pool worker that ran a stage before. Both are
+    restored afterwards.
+    """
+    saved = {var: os.environ.get(var) for var in THREAD_VARS}
+    os.environ.update({var: str(threads) for var in THREAD_VARS})
+    try:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def pool_threads() -> int:
+    """The most threads any loaded OpenMP/BLAS pool of this process would use now."""
+    from threadpoolctl import threadpool_info
+
+    return max((int(info["num_threads"]) for info in threadpool_info()), default=1)
 
 
 def _stop_joblib_workers() -> None:
@@ -84,7 +148,7 @@ def _stop_joblib_workers() -> None:
         executor.shutdown(wait=True)
 
 
-def _run_job(job: StageJob) -> StageResult:
+def _run_job(job: StageJob, threads: int) -> StageResult:
     start = time.perf_counter()
     started = time.time()
     root = Path(job.root)
@@ -93,7 +157,9 @@ def _run_job(job: StageJob) -> StageResult:
         if st.kind == "custom":
             summary, log = _run_custom(root, st), f"{LOG_DIR}/{st.dvc_name}.log"
         else:
-            summary, log = _run_builtin(job), ""
+            summary, log = _run_builtin(job, threads), ""
+            # measured, not assumed: what the stage's OpenMP/BLAS pools were allowed to use
+            summary = {**summary, "threads": pool_threads()}
         outs = _hash_outs(root, st)
         secs = time.perf_counter() - start
         return StageResult(st.id, True, "", outs, summary, secs, log, "ran", started)
@@ -129,7 +195,7 @@ def _hash_outs(root: Path, st: Stage, missing_ok: bool = False) -> dict[str, str
     return outs
 
 
-def _run_builtin(job: StageJob) -> dict[str, Any]:
+def _run_builtin(job: StageJob, threads: int) -> dict[str, Any]:
     from mlopsctl.stages import stage_function
     from mlopsctl.stages.base import StageContext
 
@@ -143,7 +209,7 @@ def _run_builtin(job: StageJob) -> dict[str, Any]:
         usecase=job.usecase,
         paths=UseCasePaths(job.usecase.name),
         staging=staging,
-        n_jobs=job.n_jobs,
+        n_jobs=threads,  # the estimator's and the search's n_jobs: never above the cap
         allowed_estimator_modules=job.allowed_estimator_modules,
     )
     try:

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +26,15 @@ METRICS = {
     "regression": ("rmse", "mae", "r2", "mape"),
 }
 ERROR_METRICS = frozenset({"log_loss", "rmse", "mae", "mape"})
+
+
+def module_allowed(module: str, allowed: Iterable[str]) -> bool:
+    """Whether *module* is one of the *allowed* modules (allowed_estimator_modules) or inside one.
+
+    The one check of allowed_estimator_modules: ``validate``, train's import of the estimator and
+    the model loader all ask it.
+    """
+    return any(module == a or module.startswith(a + ".") for a in allowed)
 
 
 def _key(name: str) -> dict[str, str]:

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from mlopsctl.errors import Diagnostic, did_you_mean
-from mlopsctl.spec.model import BUILTIN_STAGE_KINDS, ERROR_METRICS, METRICS, Source, UseCase
+from mlopsctl.spec.model import (
+    BUILTIN_STAGE_KINDS,
+    ERROR_METRICS,
+    METRICS,
+    Source,
+    UseCase,
+    module_allowed,
+)
 from mlopsctl.spec.yamlio import YamlDocument, bad_interpolations
 
 # scikit-learn's scorer names (sklearn.metrics.get_scorer_names()), kept here so that validating
@@ -184,7 +191,7 @@ def check_usecase(uc: UseCase, doc: YamlDocument, ctx: ProjectContext) -> list[D
 
     # --- model -----------------------------------------------------------------------------
     module = model.estimator.rsplit(".", 1)[0]
-    if not any(module == m or module.startswith(m + ".") for m in ctx.allowed_estimator_modules):
+    if not module_allowed(module, ctx.allowed_estimator_modules):
         out.append(
             d(
                 ("model", "estimator"),

@@ -30,7 +30,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
     usecase = ctx.usecase
     problem, target = usecase.goal.problem, usecase.goal.target
     test = read_parquet(ctx, ctx.paths.test_set, "the test set")
-    model = load_model(ctx.input(ctx.paths.model), ctx.allowed_estimator_modules)
+    model = load_model(
+        ctx.input(ctx.paths.model), usecase.model.estimator, ctx.allowed_estimator_modules
+    )
     if target not in test.columns:
         raise StageFailedError(f"the target column '{target}' is not in the test set")
     names = [str(c) for c in getattr(model, "feature_names_in_", [])]

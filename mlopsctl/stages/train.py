@@ -7,7 +7,6 @@ inferred), the effective params, the tuning results and the library versions.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import platform
 import warnings
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from mlopsctl.errors import StageFailedError
 from mlopsctl.spec.model import Model, UseCase
 from mlopsctl.stages.base import StageContext, write_json
 from mlopsctl.stages.frames import FeatureSet, jsonable, read_parquet, select_features
-from mlopsctl.stages.modelio import save_model
+from mlopsctl.stages.modelio import import_estimator, save_model
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -52,10 +51,17 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
     estimator_cls = import_estimator(usecase.model.estimator, ctx.allowed_estimator_modules)
     estimator = make_estimator(estimator_cls, usecase)
-    # n_jobs (infra.n_jobs, -1 being the CPU count) is how this machine trains, not part of the
-    # model: set for the fit, then reset, so that the model file and training.json stay the same
+    # ctx.n_jobs is the stage's thread cap (infra.n_jobs, within the stage's share of the cores:
+    # execute/task.py). It is how this machine trains, not part of the model: set for the fit,
+    # then reset, so that the model file and training.json stay the same. A search runs its
+    # candidates in parallel instead, each on one thread: never n_jobs squared.
     params = estimator.get_params(deep=False)
-    own_n_jobs = "n_jobs" in params and "n_jobs" not in usecase.model.params and ctx.n_jobs != 1
+    own_n_jobs = (
+        "n_jobs" in params
+        and "n_jobs" not in usecase.model.params
+        and ctx.n_jobs != 1
+        and usecase.model.tuning is None
+    )
     if own_n_jobs:
         estimator.set_params(n_jobs=ctx.n_jobs)
     pipeline = make_pipeline(usecase.model, features, estimator)
@@ -90,37 +96,6 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
 
 # --- the estimator ----------------------------------------------------------------------------
-
-
-def module_allowed(module: str, allowed: tuple[str, ...]) -> bool:
-    return any(module == a or module.startswith(a + ".") for a in allowed)
-
-
-def import_estimator(path: str, allowed: tuple[str, ...]) -> type:
-    """The estimator class at dotted *path*, imported only from an allowed module."""
-    module_name, _, class_name = path.rpartition(".")
-    if not module_name or not class_name:
-        raise StageFailedError(
-            f"model.estimator: '{path}' is not a dotted path like "
-            "sklearn.ensemble.RandomForestClassifier"
-        )
-    if not module_allowed(module_name, allowed):
-        raise StageFailedError(
-            f"estimator module '{module_name}' is not allowed "
-            f"(allowed_estimator_modules: {', '.join(allowed)})"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise StageFailedError(
-            f"model.estimator: cannot import module '{module_name}': {exc}"
-        ) from exc
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise StageFailedError(f"model.estimator: module '{module_name}' has no '{class_name}'")
-    if not isinstance(cls, type) or not hasattr(cls, "fit") or not hasattr(cls, "get_params"):
-        raise StageFailedError(f"model.estimator: '{path}' is not a scikit-learn estimator class")
-    return cls
 
 
 def make_estimator(cls: type, usecase: UseCase) -> Any:
@@ -232,8 +207,12 @@ def fit(ctx: StageContext, pipeline: Pipeline, x: Any, y: Any) -> tuple[Any, dic
         )
     else:
         raise StageFailedError(f"model.tuning.method: unknown method '{tuning.method}'")
+    from joblib import parallel_config
+
     try:
-        with _quiet_n_jobs():
+        # the search's workers inherit the stage's thread cap: one thread each, or they would
+        # use n_jobs threads apiece
+        with _quiet_n_jobs(), parallel_config(backend="loky", inner_max_num_threads=1):
             search.fit(x, y)
     except (ValueError, TypeError) as exc:
         raise StageFailedError(f"tuning {path} ({tuning.method} search) failed: {exc}") from exc

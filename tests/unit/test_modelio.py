@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import HistGradientBoostingRegressor
@@ -151,6 +152,10 @@ class Unvetted:
         self.value = 3
 
 
+class HouseRegression(LogisticRegression):
+    """An estimator of the project's own (allowed_estimator_modules), as the spec may name."""
+
+
 def test_untrusted_types_are_refused(tmp_path: Path) -> None:
     model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
     model.extra_ = Unvetted()
@@ -159,13 +164,144 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
         load_model(tmp_path / "m.skops")
     assert f"{__name__}.Unvetted" in str(info.value)
     assert "refusing to load" in str(info.value)
-    # the module is trusted once it is an allowed estimator module
-    assert load_model(tmp_path / "m.skops", allowed_modules=(__name__,)).extra_.value == 3
+    # even with its module allowed: only the estimator the spec names is trusted, not its module
+    with pytest.raises(StageFailedError, match=f"{__name__}.Unvetted"):
+        load_model(tmp_path / "m.skops", f"{__name__}.HouseRegression", (__name__,))
+
+
+def test_the_specs_estimator_class_is_trusted_from_an_allowed_module(tmp_path: Path) -> None:
+    model = HouseRegression().fit([[0.0], [1.0]], [0, 1])
+    save_model(model, tmp_path / "m.skops")
+    estimator = f"{__name__}.HouseRegression"
+    assert type(load_model(tmp_path / "m.skops", estimator, (__name__,))) is HouseRegression
+    with pytest.raises(StageFailedError, match=f"refusing to load .*{estimator}"):
+        load_model(tmp_path / "m.skops")
+    with pytest.raises(StageFailedError, match=r"estimator module .* is not allowed"):
+        load_model(tmp_path / "m.skops", estimator, ("sklearn",))
+
+
+# --- hostile model files ------------------------------------------------------------------------
+
+
+class Payload:
+    """Pickles as ``Payload(code, {})``: skops writes it as a constructor call."""
+
+    def __init__(self, code: str, env: dict[str, Any]) -> None:
+        self.code, self.env = code, env
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Payload, (self.code, {}))
+
+
+def poisoned(marker: Path, constructor: tuple[str, str]) -> bytes:
+    """A fitted model whose file makes skops call *constructor* with code that writes *marker*.
+
+    skops loads a ``ConstructorFromReduceNode`` by calling the named type with the stored args;
+    nothing checks that the name is a type, so a function such as numpy's ``runstring`` (which
+    ``exec``s its first argument) or ``builtins.exec`` is called instead.
+    """
+    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    model.extra_ = Payload(f"open({str(marker)!r}, 'w').write('pwned')", {})
+    members = _members(skops.io.dumps(model))
+    schema = json.loads(members["schema.json"])
+    node = schema["content"]["content"]["extra_"]
+    assert node["__loader__"] == "ConstructorFromReduceNode"
+    node["__module__"], node["__class__"] = constructor
+    members["schema.json"] = json.dumps(schema).encode()
+    return _zip(members)
+
+
+def _members(raw: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        return {info.filename: zf.read(info) for info in zf.infolist()}
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "constructor",
+    [("numpy.testing._private.utils", "runstring"), ("builtins", "exec")],
+    ids=["numpy-runstring", "builtins-exec"],
+)
+def test_a_poisoned_model_file_is_refused_and_runs_nothing(
+    tmp_path: Path, constructor: tuple[str, str]
+) -> None:
+    marker = tmp_path / "pwned"
+    (tmp_path / "m.skops").write_bytes(poisoned(marker, constructor))
+    try:
+        with pytest.raises(StageFailedError) as info:
+            load_model(tmp_path / "m.skops")
+    finally:
+        assert not marker.exists(), "the model file ran its code"
+    assert ".".join(constructor) in str(info.value)
+    assert "refusing to load" in str(info.value)
+    assert not marker.exists()
+
+
+def _schema_file(schema: Any) -> bytes:
+    return _zip({"schema.json": json.dumps(schema).encode()})
+
+
+def _valid() -> bytes:
+    return skops.io.dumps(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
+
+
+def _broken_node() -> bytes:
+    """A skops schema whose estimator node lacks its content's loader (skops: AttributeError)."""
+    members = _members(_valid())
+    schema = json.loads(members["schema.json"])
+    del schema["content"]["__loader__"]
+    members["schema.json"] = json.dumps(schema).encode()
+    return _zip(members)
+
+
+MALFORMED = {
+    "random-bytes": (bytes(range(256)) * 8, "not a zip archive"),
+    "truncated-zip": (_valid()[:700], "not a zip archive, or a truncated one"),
+    "zip-without-schema": (_zip({"model.npy": b"x"}), "it has no schema.json"),
+    "schema-not-json": (_zip({"schema.json": b"{nope"}), "its schema.json is not JSON"),
+    "schema-a-list": (_schema_file([1, 2]), "its schema.json is not a skops schema"),
+    "schema-node-broken": (_broken_node(), "does not describe objects skops can read"),
+    "schema-a-string": (
+        _schema_file(
+            {
+                "__class__": "str",
+                "__module__": "builtins",
+                "__loader__": "JsonNode",
+                "content": '"hello"',
+                "is_json": True,
+                "protocol": 2,
+            }
+        ),
+        "it holds a str, not a scikit-learn model",
+    ),
+    "unfitted-model": (
+        skops.io.dumps(LogisticRegression()),
+        "holds a model that was never fitted",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_model_files_give_one_clear_error(tmp_path: Path, case: str) -> None:
+    content, expected = MALFORMED[case]
+    (tmp_path / "m.skops").write_bytes(content)
+    with pytest.raises(StageFailedError) as info:
+        load_model(tmp_path / "m.skops")
+    message = str(info.value)
+    assert expected in message and "m.skops" in message
+    assert "\n" not in message and "Error" not in message and "Traceback" not in message
 
 
 def test_unreadable_files_are_stage_errors(tmp_path: Path) -> None:
     with pytest.raises(StageFailedError, match="cannot read the model file"):
         load_model(tmp_path / "absent.skops")
     (tmp_path / "junk.skops").write_bytes(b"not a zip")
-    with pytest.raises(StageFailedError, match="is not a valid skops model file"):
+    with pytest.raises(StageFailedError, match="is not a valid model file"):
         load_model(tmp_path / "junk.skops")
