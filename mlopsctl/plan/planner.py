@@ -39,149 +39,70 @@ def make_plan(
     force: bool = False,
     usecases: tuple[str, ...] = (),
 ) -> Plan:
-    root = project.root
-    documents = {uc.path: uc.document for uc in project.usecases}
-    producer = {out: st.id for st in graph for out in st.all_outs}
-    applied_usecases = {name.split("_", 1)[0] for name in state.stages}
-    expected: dict[str, str | None] = {}  # out path -> md5 it will have after apply (None: unknown)
-    plans: dict[str, StagePlan] = {}
-    data_md5: dict[str, str] = {}
-
+    """Decide every stage of *graph* in topological order, then the stages to remove."""
+    ctx = _Planning(project, graph, state, hashes, force)
     for st in graph:
-        locked = state.get(st.dvc_name)
-        reasons: list[Reason] = []
-        if force:
-            reasons.append(Reason("forced", "forced (--force)"))
-        if locked is None:
-            if st.usecase not in applied_usecases:
-                reasons.append(Reason("new-usecase", "new use case"))
-            else:
-                reasons.append(Reason("new-stage", "never applied"))
-        else:
-            reasons.extend(_cmd_reasons(st, locked))
-            reasons.extend(_param_reasons(st, locked, documents[st.params_file]))
-        if st.always_changed:
-            reasons.append(
-                Reason("always-changed", "always runs (its source cannot be hashed before reading)")
-            )
+        ctx.plans[st.id] = ctx.decide(st)
+    removed = [] if usecases else _removed(graph, state)
+    documents = ctx.documents
+    inputs = PlanInputs(
+        lock_md5=hashlib.md5(state.raw, usedforsecurity=False).hexdigest(),
+        spec_md5={p: hashes.md5(p) or "" for p in ["mlopsctl.yaml", *sorted(documents)]},
+        data_md5=ctx.data_md5,
+        environment=environment(),
+        mlopsctl_version=__version__,
+        force=force,
+        usecases=usecases,
+    )
+    sources = _changed_sources(project, graph, ctx.producer, hashes)
+    hashes.save()
+    return Plan(
+        stages=tuple(ctx.plans[i] for i in graph.order) + tuple(removed),
+        inputs=inputs,
+        sources=sources,
+    )
 
-        # dependencies: what the workspace holds now, and what it will hold once upstream applies
-        dep_now: dict[str, str | None] = {}
-        dep_after: dict[str, str | None] = {}
-        ups_running: list[str] = []
-        for dep in st.deps:
-            now = hashes.md5(dep)
-            dep_now[dep] = now
-            p = producer.get(dep)
-            if p is None:
-                data_md5[dep] = now or ""
-                dep_after[dep] = now
-            else:
-                dep_after[dep] = expected.get(dep, now)
-                if plans[p].action in (Action.RUN, Action.BLOCKED):
-                    ups_running.append(p)
-        if locked is not None:
-            for dep in st.deps:
-                old = locked.deps.get(dep)
-                now, after = dep_now[dep], dep_after[dep]
-                if old is None:
-                    reasons.append(Reason("dep", f"new dependency {dep}", dep, None, short(now)))
-                elif dep in producer and plans[producer[dep]].action in (
-                    Action.RUN,
-                    Action.BLOCKED,
-                ):
-                    continue  # reported once below as "upstream changed"
-                elif now != old and after == old:
-                    reasons.append(
-                        Reason(
-                            "dep-restored",
-                            f"{dep} {'missing' if now is None else 'modified'}; upstream "
-                            f"{producer.get(dep, '?')} restores it",
-                            dep,
-                            short(old),
-                            short(now),
-                        )
-                    )
-                elif now is None and dep not in producer:
-                    reasons.append(
-                        Reason("dep-missing", f"{dep} does not exist", dep, short(old), None)
-                    )
-                elif after != old:
-                    reasons.append(
-                        Reason(
-                            "dep",
-                            f"{dep} changed ({short(old)} -> {short(after)})",
-                            dep,
-                            short(old),
-                            short(after),
-                        )
-                    )
-            for dep in sorted(set(locked.deps) - set(st.deps)):
-                reasons.append(
-                    Reason("dep", f"dependency {dep} removed", dep, short(locked.deps[dep]), None)
-                )
-        elif any(dep_now[d] is None and d not in producer for d in st.deps):
-            reasons.extend(
-                Reason("dep-missing", f"{d} does not exist", d)
-                for d in st.deps
-                if dep_now[d] is None and d not in producer
-            )
-        new = any(r.kind in ("new-usecase", "new-stage") for r in reasons)
-        blocked_ups = [p for p in dict.fromkeys(ups_running) if plans[p].action is Action.BLOCKED]
-        changed_ups = [p for p in dict.fromkeys(ups_running) if p not in blocked_ups]
-        if blocked_ups:
-            names = ", ".join(plans[p].name for p in blocked_ups)
-            reasons.append(
-                Reason("upstream-blocked", f"upstream {names} blocked", ",".join(blocked_ups))
-            )
-        if changed_ups and not new:
-            names = ", ".join(plans[p].name for p in changed_ups)
-            reasons.append(Reason("upstream", f"upstream {names} changed", ",".join(changed_ups)))
 
-        # outputs: present and as recorded?
-        out_reasons: list[Reason] = []
-        if locked is not None:
-            for out in st.all_outs:
-                old = locked.outs.get(out)
-                now = hashes.md5(out)
-                if old is None:
-                    out_reasons.append(Reason("out-missing", f"new output {out}", out))
-                elif now is None:
-                    out_reasons.append(
-                        Reason("out-missing", f"output {out} missing", out, short(old), None)
-                    )
-                elif now != old:
-                    out_reasons.append(
-                        Reason(
-                            "out-modified",
-                            f"output {out} modified ({short(old)} -> {short(now)})",
-                            out,
-                            short(old),
-                            short(now),
-                        )
-                    )
-            for out in sorted(set(locked.outs) - set(st.all_outs)):
-                out_reasons.append(Reason("out-missing", f"output {out} no longer declared", out))
-        reasons.extend(out_reasons)
+class _Planning:
+    """What deciding one stage needs to know of the stages decided before it."""
 
-        action, restore = _decide(root, st, locked, reasons, dep_after, documents)
+    def __init__(
+        self,
+        project: Project,
+        graph: Graph,
+        state: AppliedState,
+        hashes: HashCache,
+        force: bool,
+    ) -> None:
+        self.root = project.root
+        self.state = state
+        self.hashes = hashes
+        self.force = force
+        self.documents = {uc.path: uc.document for uc in project.usecases}
+        self.producer = {out: st.id for st in graph for out in st.all_outs}
+        self.applied_usecases = {name.split("_", 1)[0] for name in state.stages}
+        self.expected: dict[str, str | None] = {}  # out -> md5 after apply (None: unknown)
+        self.plans: dict[str, StagePlan] = {}
+        self.data_md5: dict[str, str] = {}
+
+    def decide(self, st: Stage) -> StagePlan:
+        locked = self.state.get(st.dvc_name)
+        reasons = self._own_reasons(st, locked)
+        dep_now, dep_after, ups_running = self._dependencies(st)
+        reasons += self._dep_reasons(st, locked, dep_now, dep_after)
+        reasons += self._upstream_reasons(ups_running, reasons)
+        reasons += self._out_reasons(st, locked)
+        action, restore = _decide(self.root, st, locked, reasons, dep_after, self.documents)
         # inputs produced by an upstream that runs first are unknown until it has run
         conditional = (
             action is Action.RUN
-            and not force
+            and not self.force
             and not st.always_changed
             and any(v is None for v in dep_after.values())
-            and all(dep_now[d] is not None or d in producer for d in st.deps)
+            and all(dep_now[d] is not None or d in self.producer for d in st.deps)
         )
-        if action in (Action.RUN, Action.BLOCKED):
-            for out in st.all_outs:
-                expected[out] = None
-        elif action is Action.RESTORE:
-            expected.update(restore)
-        else:
-            for out in st.all_outs:
-                expected[out] = locked.outs.get(out) if locked else hashes.md5(out)
-        plans[st.id] = StagePlan(
+        self._expect(st, locked, action, restore)
+        return StagePlan(
             id=st.id,
             usecase=st.usecase,
             name=st.name,
@@ -193,39 +114,177 @@ def make_plan(
             conditional=conditional,
         )
 
-    # stages applied before whose use case or stage is gone from the specs
+    def _own_reasons(self, st: Stage, locked: LockedStage | None) -> list[Reason]:
+        """--force, never applied, command and params."""
+        reasons: list[Reason] = []
+        if self.force:
+            reasons.append(Reason("forced", "forced (--force)"))
+        if locked is None:
+            if st.usecase not in self.applied_usecases:
+                reasons.append(Reason("new-usecase", "new use case"))
+            else:
+                reasons.append(Reason("new-stage", "never applied"))
+        else:
+            reasons.extend(_cmd_reasons(st, locked))
+            reasons.extend(_param_reasons(st, locked, self.documents[st.params_file]))
+        if st.always_changed:
+            reasons.append(
+                Reason("always-changed", "always runs (its source cannot be hashed before reading)")
+            )
+        return reasons
+
+    def _dependencies(
+        self, st: Stage
+    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]]:
+        """What the workspace holds now, what it will hold once upstream applies, who runs."""
+        dep_now: dict[str, str | None] = {}
+        dep_after: dict[str, str | None] = {}
+        ups_running: list[str] = []
+        for dep in st.deps:
+            now = self.hashes.md5(dep)
+            dep_now[dep] = now
+            p = self.producer.get(dep)
+            if p is None:
+                self.data_md5[dep] = now or ""
+                dep_after[dep] = now
+            else:
+                dep_after[dep] = self.expected.get(dep, now)
+                if self.plans[p].action in (Action.RUN, Action.BLOCKED):
+                    ups_running.append(p)
+        return dep_now, dep_after, ups_running
+
+    def _dep_reasons(
+        self,
+        st: Stage,
+        locked: LockedStage | None,
+        dep_now: Mapping[str, str | None],
+        dep_after: Mapping[str, str | None],
+    ) -> list[Reason]:
+        producer = self.producer
+        reasons: list[Reason] = []
+        if locked is None:
+            return [
+                Reason("dep-missing", f"{d} does not exist", d)
+                for d in st.deps
+                if dep_now[d] is None and d not in producer
+            ]
+        for dep in st.deps:
+            old = locked.deps.get(dep)
+            now, after = dep_now[dep], dep_after[dep]
+            if old is None:
+                reasons.append(Reason("dep", f"new dependency {dep}", dep, None, short(now)))
+            elif dep in producer and self.plans[producer[dep]].action in (
+                Action.RUN,
+                Action.BLOCKED,
+            ):
+                continue  # reported once as "upstream changed"
+            elif now != old and after == old:
+                reasons.append(
+                    Reason(
+                        "dep-restored",
+                        f"{dep} {'missing' if now is None else 'modified'}; upstream "
+                        f"{producer.get(dep, '?')} restores it",
+                        dep,
+                        short(old),
+                        short(now),
+                    )
+                )
+            elif now is None and dep not in producer:
+                reasons.append(
+                    Reason("dep-missing", f"{dep} does not exist", dep, short(old), None)
+                )
+            elif after != old:
+                reasons.append(
+                    Reason(
+                        "dep",
+                        f"{dep} changed ({short(old)} -> {short(after)})",
+                        dep,
+                        short(old),
+                        short(after),
+                    )
+                )
+        for dep in sorted(set(locked.deps) - set(st.deps)):
+            reasons.append(
+                Reason("dep", f"dependency {dep} removed", dep, short(locked.deps[dep]), None)
+            )
+        return reasons
+
+    def _upstream_reasons(self, ups_running: list[str], reasons: list[Reason]) -> list[Reason]:
+        new = any(r.kind in ("new-usecase", "new-stage") for r in reasons)
+        running = list(dict.fromkeys(ups_running))
+        blocked = [p for p in running if self.plans[p].action is Action.BLOCKED]
+        changed = [p for p in running if p not in blocked]
+        out = []
+        if blocked:
+            names = ", ".join(self.plans[p].name for p in blocked)
+            out.append(Reason("upstream-blocked", f"upstream {names} blocked", ",".join(blocked)))
+        if changed and not new:
+            names = ", ".join(self.plans[p].name for p in changed)
+            out.append(Reason("upstream", f"upstream {names} changed", ",".join(changed)))
+        return out
+
+    def _out_reasons(self, st: Stage, locked: LockedStage | None) -> list[Reason]:
+        """Outputs present and as recorded?"""
+        if locked is None:
+            return []
+        out: list[Reason] = []
+        for path in st.all_outs:
+            old = locked.outs.get(path)
+            now = self.hashes.md5(path)
+            if old is None:
+                out.append(Reason("out-missing", f"new output {path}", path))
+            elif now is None:
+                out.append(Reason("out-missing", f"output {path} missing", path, short(old), None))
+            elif now != old:
+                out.append(
+                    Reason(
+                        "out-modified",
+                        f"output {path} modified ({short(old)} -> {short(now)})",
+                        path,
+                        short(old),
+                        short(now),
+                    )
+                )
+        for path in sorted(set(locked.outs) - set(st.all_outs)):
+            out.append(Reason("out-missing", f"output {path} no longer declared", path))
+        return out
+
+    def _expect(
+        self,
+        st: Stage,
+        locked: LockedStage | None,
+        action: Action,
+        restore: Mapping[str, str],
+    ) -> None:
+        """Record what the stage's outputs will hold after apply, for its downstream."""
+        if action in (Action.RUN, Action.BLOCKED):
+            for path in st.all_outs:
+                self.expected[path] = None
+        elif action is Action.RESTORE:
+            self.expected.update(restore)
+        else:
+            for path in st.all_outs:
+                self.expected[path] = locked.outs.get(path) if locked else self.hashes.md5(path)
+
+
+def _removed(graph: Graph, state: AppliedState) -> list[StagePlan]:
+    """Stages applied before whose use case or stage is gone from the specs."""
     compiled = {st.dvc_name for st in graph}
     removed = []
-    if not usecases:
-        for name in sorted(set(state.stages) - compiled):
-            uc, _, stage = name.partition("_")
-            removed.append(
-                StagePlan(
-                    id=f"{uc}/{stage}",
-                    usecase=uc,
-                    name=stage,
-                    kind="removed",
-                    dvc_name=name,
-                    action=Action.REMOVE,
-                    reasons=(Reason("removed", "no longer in the specs: its outputs are removed"),),
-                )
+    for name in sorted(set(state.stages) - compiled):
+        uc, _, stage = name.partition("_")
+        removed.append(
+            StagePlan(
+                id=f"{uc}/{stage}",
+                usecase=uc,
+                name=stage,
+                kind="removed",
+                dvc_name=name,
+                action=Action.REMOVE,
+                reasons=(Reason("removed", "no longer in the specs: its outputs are removed"),),
             )
-    inputs = PlanInputs(
-        lock_md5=hashlib.md5(state.raw, usedforsecurity=False).hexdigest(),
-        spec_md5={p: hashes.md5(p) or "" for p in ["mlopsctl.yaml", *sorted(documents)]},
-        data_md5=data_md5,
-        environment=environment(),
-        mlopsctl_version=__version__,
-        force=force,
-        usecases=usecases,
-    )
-    sources = _changed_sources(project, graph, producer, hashes)
-    hashes.save()
-    return Plan(
-        stages=tuple(plans[i] for i in graph.order) + tuple(removed),
-        inputs=inputs,
-        sources=sources,
-    )
+        )
+    return removed
 
 
 def _changed_sources(
