@@ -411,7 +411,9 @@ def test_duplicate_names_across_files(tmp_path: Path) -> None:
     ucs, diags = load_usecases(FIXTURE, [tmp_path / "a.yaml", tmp_path / "b.yaml"], None)
     assert len(ucs) == 2
     assert [d.message for d in diags] == [
-        f"use case 'churn' is already defined in {tmp_path / 'a.yaml'}"
+        f"output 'data/features.csv' is also the output 'data/features.csv' of "
+        f"{tmp_path / 'a.yaml'}: stages[0].outs[0]",
+        f"use case 'churn' is already defined in {tmp_path / 'a.yaml'}",
     ]
 
 

@@ -21,14 +21,15 @@ def project(tmp_path: Path) -> Path:
 
 
 def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Files parsed as YAML (reading mlopsctl.yaml's bytes for the cache key does not count)."""
     reads: list[str] = []
-    real = loader.read_document
+    real = loader.parse_document
 
-    def counting(path: Path, display: str):  # type: ignore[no-untyped-def]
+    def counting(data: bytes, display: str):  # type: ignore[no-untyped-def]
         reads.append(display)
-        return real(path, display)
+        return real(data, display)
 
-    monkeypatch.setattr(loader, "read_document", counting)
+    monkeypatch.setattr(loader, "parse_document", counting)
     return reads
 
 
@@ -38,8 +39,17 @@ def test_second_load_reads_no_spec_file(project: Path, monkeypatch: pytest.Monke
     assert sorted(reads) == ["mlopsctl.yaml", "usecases/house-prices.yaml"]
     assert (project / ".mlopsctl/specs.json").exists()
     reads.clear()
+    read_bytes: list[str] = []
+    real_read = loader.read_spec
+
+    def counting_read(path: Path, display: str, root: Path | None = None):  # type: ignore[no-untyped-def]
+        read_bytes.append(display)
+        return real_read(path, display, root)
+
+    monkeypatch.setattr(loader, "read_spec", counting_read)
     second = loader.load_project(project)
     assert reads == []
+    assert read_bytes == ["mlopsctl.yaml"]  # the use case is not even read: its stat is unchanged
     assert second.usecases[0].spec == first.usecases[0].spec
     assert second.usecases[0].document == first.usecases[0].document
 
