@@ -245,14 +245,14 @@ def check_usecase(uc: UseCase, doc: YamlDocument, ctx: ProjectContext) -> list[D
     produced = set(ctx.stage_outputs)
     unsafe: set[tuple[str | int, ...]] = set()
     for p, value in _declared_paths(uc):
-        problem = path_problem(value) or _outside_problem(ctx.root, value)
+        problem = path_problem(value) or _outside_problem(ctx.root, value, "path")
         if problem:
             out.append(d(p, problem))
             unsafe.add(p)
     for folder in (f"artifacts/{uc.name}", f"reports/{uc.name}"):
-        problem = _outside_problem(ctx.root, folder)
+        problem = _outside_problem(ctx.root, folder, "output folder")
         if problem:
-            out.append(d(("metadata", "name"), f"output folder {problem}"))
+            out.append(d(("metadata", "name"), problem))
     for p, src in _data_sources(uc):
         if src.path is None or (*p, "path") in unsafe:
             continue
@@ -380,11 +380,11 @@ def _tracked_by(root: Path, norm: str) -> str:
     return ""
 
 
-def _outside_problem(root: Path, value: str) -> str:
+def _outside_problem(root: Path, value: str, what: str) -> str:
     try:
         inside_repo(root, posixpath.normpath(value))
     except UnsafePathError as exc:
-        return exc.message
+        return f"{what} '{value}' {exc.problem}"
     return ""
 
 

@@ -193,7 +193,7 @@ def test_builtin_output_folder_symlinked_out_is_refused(project: Path, tmp_path:
             UC,
             at(project, "  name: churn", "churn"),
             "metadata.name",
-            f"output folder path 'reports/churn' leaves the repository: 'reports/churn' is a "
+            f"output folder 'reports/churn' leaves the repository: 'reports/churn' is a "
             f"symlink to '{tmp_path / 'elsewhere'}'",
         ),
     )
