@@ -16,11 +16,11 @@ import hashlib
 import json
 import os
 import stat
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mlopsctl import __version__
 from mlopsctl.spec.paths import UnsafePathError, inside_repo
 
 CACHE_FILE = ".mlopsctl/specs.json"
@@ -52,8 +52,11 @@ class SpecCache:
         self._path = root / CACHE_FILE
         schemas = resources.files("mlopsctl").joinpath("schemas")
         code = sorted(Path(__file__).parent.glob("*.py"))  # the spec layer's own code
+        # the package's version, without importing the package from this layer (it is loaded
+        # already: Python imports a parent package before any of its modules)
+        version = getattr(sys.modules[__name__.split(".")[0]], "__version__", "")
         self.key = [
-            __version__,
+            version,
             [[p.name, stat_key(p)] for p in code],
             [
                 content_md5(schemas.joinpath(n).read_bytes())
