@@ -105,9 +105,15 @@ class HashCache:
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames[:] = sorted(d for d in dirnames if d not in (".git", ".dvc"))
             for name in filenames:
-                sub = (Path(dirpath) / name).relative_to(base).as_posix()
-                full = inside_repo(self.root, f"{rel}/{sub}")
+                full = Path(dirpath) / name
+                sub = full.relative_to(base).as_posix()
                 st = os.lstat(full)
+                if stat.S_ISLNK(st.st_mode):  # the folder is real: only a link can lead out
+                    full = inside_repo(self.root, f"{rel}/{sub}")
+                    try:
+                        st = os.lstat(full)
+                    except OSError as exc:
+                        raise UnsafePathError(f"{rel}/{sub}", "is a dangling symlink") from exc
                 if not stat.S_ISREG(st.st_mode):
                     raise UnsafePathError(
                         f"{rel}/{sub}", f"is {file_kind(st.st_mode)}, not a regular file"
