@@ -30,6 +30,7 @@ from mlopsctl.spec.semantic import (
 from mlopsctl.spec.yamlio import YamlDocument, load_yaml
 
 PROJECT_FILE = "mlopsctl.yaml"
+MLOPSCTL_DIR = ".mlopsctl"
 
 
 def find_project_root(start: Path) -> Path:
@@ -134,6 +135,14 @@ def load_project(root: Path) -> Project:
     raw, config_diags = read_spec(root / PROJECT_FILE, PROJECT_FILE, root)
     if raw is None:
         raise SpecError(config_diags)
+    # mlopsctl writes its cache, locks, logs and staged outputs under .mlopsctl/; git ignores
+    # it as a folder, so a pull request can still commit a *symlink* of that name
+    try:
+        inside_repo(root, MLOPSCTL_DIR)
+    except UnsafePathError as exc:
+        raise UnsafePathError(
+            exc.rel, f"{exc.problem} (mlopsctl keeps its cache, locks and logs there)"
+        ) from None
     cache = SpecCache(root, content_md5(raw.data))
     config, config_diags = _load_config(root, cache, raw)
     diags = list(config_diags)

@@ -286,3 +286,16 @@ def test_a_broken_file_fails_every_time(project: Path, kind: str) -> None:
         proc = run(project, command)
         assert proc.returncode == 1, (command, proc.stdout + proc.stderr)
         assert_line(proc, expected)
+
+
+def test_a_mlopsctl_folder_symlinked_out_is_refused(project: Path, tmp_path: Path) -> None:
+    """git ignores `.mlopsctl/` as a folder only: a pull request can commit a symlink there."""
+    os.symlink(tmp_path / "elsewhere", project / ".mlopsctl")
+    for command in ("validate", "plan"):
+        proc = run(project, command)
+        assert proc.returncode == 1
+        assert proc.stderr.strip() == (
+            f"error: path '.mlopsctl' leaves the repository: '.mlopsctl' is a symlink to "
+            f"'{tmp_path / 'elsewhere'}' (mlopsctl keeps its cache, locks and logs there)"
+        )
+    assert list((tmp_path / "elsewhere").iterdir()) == []
