@@ -299,3 +299,26 @@ def test_a_mlopsctl_folder_symlinked_out_is_refused(project: Path, tmp_path: Pat
             f"'{tmp_path / 'elsewhere'}' (mlopsctl keeps its cache, locks and logs there)"
         )
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_an_output_of_another_use_case_is_refused(project: Path) -> None:
+    text = (project / UC).read_text("utf-8")
+    second = text.replace("  name: churn ", "  name: churn-two ").replace(
+        "outs: [data/features.csv]", "outs: [data]"
+    )
+    (project / "usecases/second.yaml").write_text(second, "utf-8")
+    proc = run(project, "validate")
+    assert proc.returncode == 1
+    text_lines = second.splitlines()
+    row = next(i for i, t in enumerate(text_lines, 1) if "outs: [data]" in t)
+    col = text_lines[row - 1].index("data]") + 1
+    assert_line(
+        proc,
+        line(
+            "usecases/second.yaml",
+            (row, col),
+            "stages[0].outs[0]",
+            "output 'data' overlaps the output 'data/features.csv' of usecases/churn.yaml: "
+            "stages[0].outs[0]",
+        ),
+    )
