@@ -185,7 +185,8 @@ def load_usecases(
     clean: dict[str, tuple[str, list[int] | None]] = {}  # parsed without a problem: md5, stat
     for path in files:
         display = _display(root, path)
-        hit = cache.unchanged(path) if cache is not None else None
+        # the stat shortcut skips reading, not the check that the path stays in the repository
+        hit = cache.unchanged(path) if cache is not None and _stays_inside(root, path) else None
         if isinstance(hit, dict):
             parsed.append((path, display, YamlDocument(display, hit, None)))
             cached.add(display)
@@ -358,6 +359,14 @@ def _relative(root: Path | None, path: Path) -> str | None:
         if rel != ".." and not rel.startswith("../"):
             return Path(rel).as_posix()
     return None
+
+
+def _stays_inside(root: Path, path: Path) -> bool:
+    rel = _relative(root, path)
+    try:
+        return rel is not None and bool(inside_repo(root, rel))
+    except UnsafePathError:
+        return False
 
 
 def _display(root: Path, path: Path) -> str:

@@ -139,3 +139,19 @@ def test_a_same_size_edit_in_the_same_mtime_is_seen(project: Path) -> None:
     os.utime(uc, ns=(st.st_atime_ns, st.st_mtime_ns))
     with pytest.raises(SpecError, match="must be < 1"):
         loader.load_project(project)
+
+
+def test_a_cached_file_moved_out_behind_a_symlink_is_refused(project: Path, tmp_path: Path) -> None:
+    """The stat shortcut skips reading, never the check that the path stays in the repository:
+    a moved file keeps its inode, size and times."""
+    loader.load_project(project)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.move(project / "usecases", outside / "usecases")
+    os.symlink(outside / "usecases", project / "usecases")
+    with pytest.raises(SpecError) as err:
+        loader.load_project(project)
+    assert str(err.value) == (
+        "usecases/house-prices.yaml:1:1: spec file leaves the repository: 'usecases' is a "
+        f"symlink to '{outside / 'usecases'}'"
+    )
