@@ -15,6 +15,7 @@ from typing import Any
 
 from mlopsctl.compile.environment import environment
 from mlopsctl.compile.layout import UseCasePaths
+from mlopsctl.compile.shell import shell_command
 from mlopsctl.errors import MlopsctlError
 from mlopsctl.spec.model import Project, UseCase, UseCaseFile
 
@@ -46,6 +47,7 @@ class Stage:
     plots: tuple[str, ...] = ()  # plot files (cache: false)
     always_changed: bool = False
     env: Mapping[str, str] = field(default_factory=dict)  # library versions it depends on
+    env_vars: tuple[str, ...] = ()  # ${env:NAME} a custom cmd reads: must be set when it runs
 
     @property
     def id(self) -> str:
@@ -218,11 +220,12 @@ def compile_usecase(ucf: UseCaseFile) -> list[Stage]:
                 uc.name,
                 cs.name,
                 "custom",
-                cs.cmd,
+                shell_command(cs.cmd)[0],  # ${env:NAME} -> the shell's $NAME, never its value
                 file,
                 deps=deps(cs.name, *(posixpath.normpath(d) for d in cs.deps)),
                 outs=tuple(posixpath.normpath(o) for o in cs.outs),
                 metrics=tuple(posixpath.normpath(m) for m in cs.metrics),
+                env_vars=shell_command(cs.cmd)[1],
             )
         )
     return built

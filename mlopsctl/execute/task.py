@@ -26,6 +26,7 @@ from mlopsctl.compile.layout import UseCasePaths
 from mlopsctl.errors import MlopsctlError, StageFailedError
 from mlopsctl.plan.hashing import file_md5
 from mlopsctl.spec.model import UseCase
+from mlopsctl.spec.paths import inside_repo
 
 LOG_DIR = ".mlopsctl/logs"
 
@@ -230,10 +231,14 @@ def _land(staging: Path, root: Path, st: Stage, *, partial: bool) -> None:
     missing = [rel for rel in st.all_outs if not (staging / rel).exists()]
     if missing and not partial:
         raise StageFailedError(f"{st.id} did not write " + ", ".join(missing))
-    for rel in st.all_outs:
+    # every destination (and the staged file) must resolve inside the repository before the first
+    # move: a committed `reports/NAME -> /elsewhere` is refused, and nothing lands at all
+    staged = [rel for rel in st.all_outs if (staging / rel).exists()]
+    for rel in staged:
+        inside_repo(root, rel)
+        inside_repo(root, os.path.relpath(staging / rel, root))
+    for rel in staged:
         src = staging / rel
-        if not src.exists():
-            continue
         dst = root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.is_dir() and not dst.is_symlink():
@@ -243,6 +248,15 @@ def _land(staging: Path, root: Path, st: Stage, *, partial: bool) -> None:
 
 
 def _run_custom(root: Path, st: Stage) -> dict[str, Any]:
+    unset = [name for name in st.env_vars if name not in os.environ]
+    if unset:
+        raise StageFailedError(
+            f"{st.id}: environment variable{'s' if len(unset) > 1 else ''} "
+            + ", ".join(unset)
+            + " not set (its command uses ${env:NAME})"
+        )
+    for rel in (*st.all_outs, f"{LOG_DIR}/{st.dvc_name}.log"):
+        inside_repo(root, rel)  # nothing is removed until every output is known to be inside
     # Like DVC, remove declared outputs first, so that a command that fails to write one is caught.
     for rel in st.all_outs:
         p = root / rel

@@ -1,73 +1,115 @@
-"""Spec files that passed the schema before, keyed by (inode, size, mtime_ns): not re-read.
+"""Spec files that passed every check that depends on their bytes alone: not re-read, not re-parsed.
 
 A no-op ``plan`` should cost little more than starting Python: re-parsing and re-validating
-unchanged specs (and importing jsonschema to do it) was most of its time. The cache holds the
-parsed document of every spec file that passed the schema; it is dropped whole when mlopsctl,
-a schema or mlopsctl.yaml changes. Semantic checks (which look at the workspace) always run.
+unchanged specs (and importing jsonschema to do it) was most of its time. The cache remembers
+only a *complete* success: a file whose YAML parsed without a single problem (no duplicate key,
+no nesting or alias limit hit, no bad tag) and passed the schema. An entry is keyed by the md5 of
+the file's bytes; the file's stat (device, inode, size, mtime_ns, ctime_ns) is a shortcut that
+skips reading it when unchanged. The whole cache is dropped when the mlopsctl version, the spec
+layer's code, a schema or the bytes of mlopsctl.yaml (whose defaults the schema check of a use
+case sees) change. Semantic checks (which look at the workspace) always run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import stat
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mlopsctl.spec.paths import UnsafePathError, inside_repo
+
 CACHE_FILE = ".mlopsctl/specs.json"
 
 
-def _stat_key(path: Path) -> list[int] | None:
+def stat_key(path: Path) -> list[int] | None:
+    """The stat shortcut of *path*, or None for anything but a regular file (a symlink's own
+    stat says nothing about the file it points to, so a link is always re-read)."""
     try:
-        st = path.stat()
+        st = os.lstat(path)
     except OSError:
         return None
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
+    return key_of(st)
+
+
+def key_of(st: os.stat_result) -> list[int] | None:
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def content_md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 class SpecCache:
-    def __init__(self, root: Path, project_file: str) -> None:
+    def __init__(self, root: Path, project_md5: str) -> None:
+        self._root = root
         self._path = root / CACHE_FILE
         schemas = resources.files("mlopsctl").joinpath("schemas")
         code = sorted(Path(__file__).parent.glob("*.py"))  # the spec layer's own code
+        # the package's version, without importing the package from this layer (it is loaded
+        # already: Python imports a parent package before any of its modules)
+        version = getattr(sys.modules[__name__.split(".")[0]], "__version__", "")
         self.key = [
-            [[p.name, _stat_key(p)] for p in code],
+            version,
+            [[p.name, stat_key(p)] for p in code],
             [
-                _stat_key(Path(str(schemas.joinpath(n))))
+                content_md5(schemas.joinpath(n).read_bytes())
                 for n in ("usecase.schema.json", "project.schema.json")
             ],
-            _stat_key(root / project_file),
+            project_md5,
         ]
         self._files: dict[str, list[Any]] = {}
         self._dirty = False
         try:
+            inside_repo(root, CACHE_FILE)  # a committed `.mlopsctl` symlink is not followed
             data = json.loads(self._path.read_text("utf-8"))
             if data.get("key") == self.key:
                 self._files = data["files"]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, UnsafePathError):
             self._files = {}
 
-    def get(self, path: Path) -> Any | None:
-        """The document of *path* if it passed the schema and has not changed since."""
+    def unchanged(self, path: Path) -> Any | None:
+        """The document of *path* if it validated before and its stat did not change since."""
         entry = self._files.get(str(path))
-        if entry is None or entry[0] != _stat_key(path):
+        key = stat_key(path)
+        if entry is None or key is None or entry[0] != key:
             return None
-        return entry[1]
+        return entry[2]
 
-    def put(self, path: Path, document: Any) -> None:
-        stat = _stat_key(path)
-        if stat is not None:
-            self._files[str(path)] = [stat, document]
+    def get(self, path: Path, md5: str, key: list[int] | None) -> Any | None:
+        """The document of *path* if exactly these bytes (by md5) validated before.
+
+        *key* is the stat of the file the bytes were read from (fstat of its descriptor).
+        """
+        entry = self._files.get(str(path))
+        if entry is None or entry[1] != md5:
+            return None
+        if key != entry[0]:  # same bytes, new stat (a checkout): the shortcut works again
+            self._files[str(path)] = [key, md5, entry[2]]
             self._dirty = True
+        return entry[2]
+
+    def put(self, path: Path, md5: str, key: list[int] | None, document: Any) -> None:
+        """Remember that the bytes *md5* (read from a file of stat *key*) passed the parse and
+        schema checks."""
+        self._files[str(path)] = [key, md5, document]
+        self._dirty = True
 
     def save(self) -> None:
         if not self._dirty:
             return
         try:
+            inside_repo(self._root, CACHE_FILE)
             self._path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._path.with_name(f".specs.{os.getpid()}.tmp")
             tmp.write_text(json.dumps({"key": self.key, "files": self._files}), "utf-8")
             os.replace(tmp, self._path)
-        except OSError:  # a read-only checkout still plans, only slower
+        except (OSError, UnsafePathError):  # read-only checkout, or `.mlopsctl` leads out
             return
         self._dirty = False

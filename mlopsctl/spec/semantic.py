@@ -5,7 +5,9 @@ Runs on a schema-valid document and its typed model; every finding is a located 
 
 from __future__ import annotations
 
+import os
 import posixpath
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,8 @@ from mlopsctl.spec.model import (
     UseCase,
     module_allowed,
 )
-from mlopsctl.spec.yamlio import YamlDocument, bad_interpolations
+from mlopsctl.spec.paths import UnsafePathError, file_kind, inside_repo
+from mlopsctl.spec.yamlio import YamlDocument, bad_interpolations, format_path
 
 # scikit-learn's scorer names (sklearn.metrics.get_scorer_names()), kept here so that validating
 # a spec never imports scikit-learn; a test checks it against the installed one.
@@ -95,6 +98,9 @@ class ProjectContext:
     root: Path
     allowed_estimator_modules: tuple[str, ...] = ("sklearn",)
     stage_outputs: frozenset[str] = field(default_factory=frozenset)  # outs of custom stages
+    usecase_files: frozenset[str] = field(default_factory=frozenset)  # normalised, root-relative
+    usecase_dirs: frozenset[str] = field(default_factory=frozenset)  # the folders globs point into
+    usecase_names: frozenset[str] = field(default_factory=frozenset)  # every use case's name
 
 
 def check_usecase(uc: UseCase, doc: YamlDocument, ctx: ProjectContext) -> list[Diagnostic]:
@@ -242,16 +248,25 @@ def check_usecase(uc: UseCase, doc: YamlDocument, ctx: ProjectContext) -> list[D
                 )
             )
 
-    # --- paths: relative, inside the repository, and present -----------------------------
+    # --- paths: relative, inside the repository (symlinks resolved), and present ----------
     produced = set(ctx.stage_outputs)
+    unsafe: set[tuple[str | int, ...]] = set()
     for p, value in _declared_paths(uc):
-        problem = path_problem(value)
+        problem = path_problem(value) or _outside_problem(ctx.root, value, "path")
         if problem:
             out.append(d(p, problem))
+            unsafe.add(p)
+    for folder in (f"artifacts/{uc.name}", f"reports/{uc.name}"):
+        problem = _outside_problem(ctx.root, folder, "output folder")
+        if problem:
+            out.append(d(("metadata", "name"), problem))
     for p, src in _data_sources(uc):
-        if src.path is None or path_problem(src.path):
+        if src.path is None or (*p, "path") in unsafe:
             continue
-        if not _exists(ctx.root, src.path, produced):
+        kind = _kind(ctx.root, src.path)
+        if kind not in ("", "a regular file"):
+            out.append(d((*p, "path"), f"data file '{src.path}' is {kind}, not a regular file"))
+        elif not kind and not _exists(ctx.root, src.path, produced):
             out.append(
                 d(
                     (*p, "path"),
@@ -260,7 +275,138 @@ def check_usecase(uc: UseCase, doc: YamlDocument, ctx: ProjectContext) -> list[D
                     f"{src.path}.dvc), nor an output of a stage",
                 )
             )
+    for i, st in enumerate(uc.stages):
+        for k, dep in enumerate(st.deps):
+            if ("stages", i, "deps", k) in unsafe or _is_produced(dep, produced):
+                continue
+            kind = _kind(ctx.root, dep)
+            if kind not in ("", "a regular file", "a directory"):
+                out.append(
+                    d(("stages", i, "deps", k), f"dependency '{dep}' is {kind}, not a regular file")
+                )
+    for p, value in _declared_outputs(uc):
+        problem = "" if p in unsafe else output_problem(value, uc, ctx)
+        if problem:
+            out.append(d(p, problem))
     return out
+
+
+#: Files and folders that belong to git, DVC and mlopsctl: an output there would delete them.
+RESERVED_DIRS = (".git", ".dvc", ".mlopsctl")
+RESERVED_FILES = ("dvc.yaml", "dvc.lock", "mlopsctl.yaml", ".gitignore", ".dvcignore")
+#: What the built-in stages of use case NAME write (mirrors mlopsctl/compile/layout.py, which
+#: this layer cannot import; a test proves every compiled built-in output is covered). The whole
+#: reports folder is theirs; of artifacts, these entries (the deploy bundle is a folder).
+BUILTIN_OUTPUTS = (
+    "artifacts/{name}/snapshot.parquet",
+    "artifacts/{name}/train.parquet",
+    "artifacts/{name}/test.parquet",
+    "artifacts/{name}/model.skops",
+    "artifacts/{name}/deploy",
+    "reports/{name}",
+)
+
+
+def output_problem(value: str, uc: UseCase, ctx: ProjectContext) -> str:
+    """Why *value* cannot be an output of a stage of *uc* (deleting or replacing it would harm
+    the repository), or '' when it can. Overlaps between outputs are checked project-wide by
+    :func:`overlapping_outputs`."""
+    norm = posixpath.normpath(value.replace("\\", "/"))
+    if norm in (".", ""):
+        return f"output '{value}' is the whole repository"
+    first = norm.split("/", 1)[0]
+    if first.casefold() in RESERVED_DIRS:
+        return f"output '{value}' is inside {first}/, which belongs to {_owner(first)}"
+    if norm in RESERVED_FILES:
+        return f"output '{value}' is {norm}, which mlopsctl and DVC manage"
+    if norm.endswith(".dvc"):
+        return f"output '{value}' is a DVC tracking file"
+    for f in sorted(ctx.usecase_files):
+        if _overlap(norm, f):
+            return f"output '{value}' overlaps the use-case file {f}"
+    for folder in sorted(ctx.usecase_dirs):
+        if _overlap(norm, folder):
+            return f"output '{value}' overlaps the use-case folder {folder}/"
+    for name in sorted(ctx.usecase_names | {uc.name}):
+        for pattern in BUILTIN_OUTPUTS:
+            builtin = pattern.format(name=name)
+            if _overlap(norm, builtin):
+                return f"output '{value}' overlaps {builtin}, an output of use case {name}"
+    for p, src in _data_sources(uc):
+        if src.path is not None and _overlap(norm, posixpath.normpath(src.path)):
+            tracked = _tracked_by(ctx.root, posixpath.normpath(src.path))
+            if tracked:
+                return (
+                    f"output '{value}' overlaps the data source {src.path} "
+                    f"({format_path(p)}), which {tracked} tracks"
+                )
+    return ""
+
+
+def overlapping_outputs(entries: Sequence[tuple[UseCase, YamlDocument]]) -> list[Diagnostic]:
+    """Outputs of stages (of any use case) that are the same path or one inside the other.
+
+    The later of two is reported, pointing at the earlier: apply would remove one stage's
+    output while running the other.
+    """
+    seen: list[tuple[str, str, str]] = []  # (normalised path, as written, where declared)
+    out = []
+    for uc, doc in entries:
+        for p, value in _declared_outputs(uc):
+            if path_problem(value):
+                continue
+            norm = posixpath.normpath(value.replace("\\", "/"))
+            clash = next(((v, w) for o, v, w in seen if _overlap(norm, o)), None)
+            if clash is not None:
+                what = "is also" if posixpath.normpath(clash[0]) == norm else "overlaps"
+                message = f"output '{value}' {what} the output '{clash[0]}' of {clash[1]}"
+                out.append(doc.diagnostic(p, message))
+            seen.append((norm, value, f"{doc.file}: {format_path(p)}"))
+    return out
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether normalised paths *a* and *b* are the same, or one is inside the other."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _owner(first: str) -> str:
+    return {".git": "git", ".dvc": "DVC"}.get(first.casefold(), "mlopsctl")
+
+
+def _tracked_by(root: Path, norm: str) -> str:
+    """The .dvc file that tracks *norm* (or a folder holding it) on its own, or ''."""
+    parts = norm.split("/")
+    for i in range(len(parts), 0, -1):
+        candidate = "/".join(parts[:i]) + ".dvc"
+        try:
+            if (root / candidate).exists():
+                return candidate
+        except OSError:
+            continue
+    return ""
+
+
+def _outside_problem(root: Path, value: str, what: str) -> str:
+    try:
+        inside_repo(root, posixpath.normpath(value))
+    except UnsafePathError as exc:
+        return f"{what} '{value}' {exc.problem}"
+    return ""
+
+
+def _kind(root: Path, rel: str) -> str:
+    """What *rel* is on disk once resolved ('' when it does not exist); never opens it."""
+    try:
+        mode = os.lstat(inside_repo(root, posixpath.normpath(rel))).st_mode
+    except (OSError, UnsafePathError):
+        return ""
+    return "a regular file" if stat.S_ISREG(mode) else file_kind(mode)
+
+
+def _is_produced(rel: str, produced: set[str]) -> bool:
+    norm = posixpath.normpath(rel)
+    return norm in produced or any(norm.startswith(o.rstrip("/") + "/") for o in produced)
 
 
 def path_problem(value: str) -> str:
@@ -279,7 +425,7 @@ def path_problem(value: str) -> str:
 
 def _exists(root: Path, rel: str, produced: set[str]) -> bool:
     norm = posixpath.normpath(rel)
-    if norm in produced or any(norm.startswith(o.rstrip("/") + "/") for o in produced):
+    if _is_produced(norm, produced):
         return True
     try:
         return (root / norm).exists() or (root / f"{norm}.dvc").exists()
@@ -304,6 +450,15 @@ def _declared_paths(uc: UseCase) -> Iterable[tuple[tuple[str | int, ...], str]]:
         yield ("deploy", "batch", "output"), uc.deploy.batch.output
     for i, st in enumerate(uc.stages):
         for group in ("deps", "outs", "metrics"):
+            for j, value in enumerate(getattr(st, group)):
+                yield ("stages", i, group, j), value
+
+
+def _declared_outputs(uc: UseCase) -> Iterable[tuple[tuple[str | int, ...], str]]:
+    if uc.deploy.batch is not None:
+        yield ("deploy", "batch", "output"), uc.deploy.batch.output
+    for i, st in enumerate(uc.stages):
+        for group in ("outs", "metrics"):
             for j, value in enumerate(getattr(st, group)):
                 yield ("stages", i, group, j), value
 

@@ -362,6 +362,142 @@ CASES = [
 ]
 
 
+def _out(case_id: str, out: str, message: str) -> Case:
+    """A custom stage output that apply must never be allowed to remove or replace."""
+    return Case(
+        case_id,
+        "stages[0].outs[0]",
+        message,
+        (f"outs: [{out}]", out),
+        (("outs: [data/features.csv]", f"outs: [{out}]"),),
+    )
+
+
+# Outputs that would delete the repository, git's or DVC's data, mlopsctl's own files or another
+# stage's outputs (SPEC §1). `outs: [.]` once deleted the whole repository at apply.
+OUTPUT_CASES = [
+    _out("out-is-the-repository", ".", "output '.' is the whole repository"),
+    _out("out-is-the-repository-slash", "./", "output './' is the whole repository"),
+    _out(
+        "out-inside-git", ".git/hooks", "output '.git/hooks' is inside .git/, which belongs to git"
+    ),
+    _out("out-is-git", ".git", "output '.git' is inside .git/, which belongs to git"),
+    _out(
+        "out-inside-dvc", ".dvc/cache", "output '.dvc/cache' is inside .dvc/, which belongs to DVC"
+    ),
+    _out(
+        "out-dvc-yaml", "dvc.yaml", "output 'dvc.yaml' is dvc.yaml, which mlopsctl and DVC manage"
+    ),
+    _out(
+        "out-dvc-lock", "dvc.lock", "output 'dvc.lock' is dvc.lock, which mlopsctl and DVC manage"
+    ),
+    _out(
+        "out-project-file",
+        "./mlopsctl.yaml",
+        "output './mlopsctl.yaml' is mlopsctl.yaml, which mlopsctl and DVC manage",
+    ),
+    _out(
+        "out-usecase-file",
+        "usecases/churn.yaml",
+        "output 'usecases/churn.yaml' overlaps the use-case file usecases/churn.yaml",
+    ),
+    _out(
+        "out-usecase-folder",
+        "usecases",
+        "output 'usecases' overlaps the use-case file usecases/churn.yaml",
+    ),
+    _out(
+        "out-inside-usecase-folder",
+        "usecases/gen.csv",
+        "output 'usecases/gen.csv' overlaps the use-case folder usecases/",
+    ),
+    _out(
+        "out-artifacts-folder",
+        "artifacts",
+        "output 'artifacts' overlaps artifacts/churn/snapshot.parquet, an output of use case churn",
+    ),
+    _out(
+        "out-usecase-artifacts",
+        "artifacts/churn",
+        "output 'artifacts/churn' overlaps artifacts/churn/snapshot.parquet, an output of use "
+        "case churn",
+    ),
+    _out(
+        "out-builtin-model",
+        "artifacts/churn/model.skops",
+        "output 'artifacts/churn/model.skops' overlaps artifacts/churn/model.skops, an output of "
+        "use case churn",
+    ),
+    _out(
+        "out-reports-folder",
+        "reports",
+        "output 'reports' overlaps reports/churn, an output of use case churn",
+    ),
+    _out(
+        "out-inside-reports",
+        "reports/churn/metrics.json",
+        "output 'reports/churn/metrics.json' overlaps reports/churn, an output of use case churn",
+    ),
+    _out(
+        "out-dvc-file",
+        "data/regions.parquet.dvc",
+        "output 'data/regions.parquet.dvc' is a DVC tracking file",
+    ),
+    Case(
+        "out-overlaps-another-out-of-the-stage",
+        "stages[0].outs[1]",
+        "output 'data/features.csv/part' overlaps the output 'data/features.csv' of "
+        "usecases/churn.yaml: stages[0].outs[0]",
+        ("data/features.csv/part", "data/features.csv/part"),
+        (("outs: [data/features.csv]", "outs: [data/features.csv, data/features.csv/part]"),),
+    ),
+    Case(
+        "out-is-another-stages-out",
+        "stages[1].metrics[0]",
+        "output 'data/features.csv' is also the output 'data/features.csv' of "
+        "usecases/churn.yaml: stages[0].outs[0]",
+        ("metrics: [data/features.csv]", "data/features.csv"),
+        (
+            (
+                "    before: ingest",
+                "    before: ingest\n  - name: other\n    cmd: echo\n"
+                "    metrics: [data/features.csv]",
+            ),
+        ),
+    ),
+    Case(
+        "batch-output-is-the-lock",
+        "deploy.batch.output",
+        "output 'dvc.lock' is dvc.lock, which mlopsctl and DVC manage",
+        ("output: dvc.lock", "dvc.lock"),
+        (
+            ("  target: rest ", "  target: batch "),
+            (
+                "  # batch: {input:",
+                "  batch: {input: {format: csv, path: data/current.csv}, output: dvc.lock}\n  #",
+            ),
+        ),
+    ),
+    Case(
+        "batch-output-is-a-stage-out",
+        "stages[0].outs[0]",
+        "output 'artifacts/churn/p.csv' is also the output 'artifacts/churn/p.csv' of "
+        "usecases/churn.yaml: deploy.batch.output",
+        ("outs: [artifacts/churn/p.csv]", "artifacts/churn/p.csv"),
+        (
+            ("  target: rest ", "  target: batch "),
+            (
+                "  # batch: {input:",
+                "  batch: {input: {format: csv, path: data/current.csv}, "
+                "output: artifacts/churn/p.csv}\n  #",
+            ),
+            ("outs: [data/features.csv]", "outs: [artifacts/churn/p.csv]"),
+        ),
+    ),
+]
+CASES.extend(OUTPUT_CASES)
+
+
 def usecase_file(base: str) -> str:
     return f"usecases/{base}.yaml"
 

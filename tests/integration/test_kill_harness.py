@@ -140,7 +140,7 @@ def test_kill_then_apply_leaves_a_consistent_ledger(
     rng = random.Random(f"{point}-{seed}")
     root = applied(example)
     worked_on = _change(root, example, change, rng)
-    git(root, "commit", "-q", "-am", f"trial change ({change})")
+    git(root, "commit", "-q", "--allow-empty", "-am", f"trial change ({change})")
     base = git(root, "rev-parse", "HEAD").strip()
 
     code = _killed_apply(root, point, rng)

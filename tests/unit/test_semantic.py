@@ -411,7 +411,9 @@ def test_duplicate_names_across_files(tmp_path: Path) -> None:
     ucs, diags = load_usecases(FIXTURE, [tmp_path / "a.yaml", tmp_path / "b.yaml"], None)
     assert len(ucs) == 2
     assert [d.message for d in diags] == [
-        f"use case 'churn' is already defined in {tmp_path / 'a.yaml'}"
+        f"output 'data/features.csv' is also the output 'data/features.csv' of "
+        f"{tmp_path / 'a.yaml'}: stages[0].outs[0]",
+        f"use case 'churn' is already defined in {tmp_path / 'a.yaml'}",
     ]
 
 
@@ -442,3 +444,43 @@ def test_infra_left_out_comes_from_the_project_defaults(tmp_path: Path) -> None:
         ("infra", "missing required key 'dask' (required when executor is dask)")
     ]
     assert (diags[0].line, diags[0].column) == (48, 3)
+
+
+# --- outputs: the spec layer's copy of the built-in layout ------------------------------------
+
+
+@pytest.mark.parametrize("example", ["breast-cancer", "house-prices"])
+def test_every_builtin_output_is_reserved(example: str, tmp_path: Path) -> None:
+    """semantic.BUILTIN_OUTPUTS mirrors compile/layout.py: every output a built-in stage of a
+    compiled use case writes is refused as a custom stage's output."""
+    from mlopsctl.compile.graph import compile_usecase
+    from mlopsctl.spec.loader import load_project
+    from mlopsctl.spec.semantic import output_problem
+
+    project = load_project(ROOT / "examples" / example)
+    (ucf,) = project.usecases
+    ctx = ProjectContext(project.root, usecase_names=frozenset({ucf.spec.name}))
+    builtin = [o for st in compile_usecase(ucf) if st.kind != "custom" for o in st.all_outs]
+    assert builtin
+    for out in builtin:
+        assert "an output of use case" in output_problem(out, ucf.spec, ctx), out
+
+
+def test_an_output_may_produce_a_source_but_not_one_dvc_tracks(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "customers.csv").write_text("a\n1\n")
+    (root / "data" / "regions.parquet.dvc").write_text("outs: []\n")
+    (root / "data" / "current.csv.dvc").write_text("outs: []\n")
+    # the stage produces the source it feeds to ingest: the documented `before: ingest` pattern
+    text = edit(CHURN, ("path: data/current.csv}", "path: data/features.csv}"))
+    assert diagnose(text, tmp_path, root=root) == []
+    # but a source that a .dvc file tracks on its own would be deleted by the stage
+    text = edit(CHURN, ("outs: [data/features.csv]", "outs: [data/regions.parquet]"))
+    assert messages(diagnose(text, tmp_path, root=root)) == [
+        (
+            "stages[0].outs[0]",
+            "output 'data/regions.parquet' overlaps the data source data/regions.parquet "
+            "(data.sources.regions), which data/regions.parquet.dvc tracks",
+        )
+    ]

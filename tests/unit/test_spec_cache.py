@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -21,14 +22,15 @@ def project(tmp_path: Path) -> Path:
 
 
 def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Files parsed as YAML (reading mlopsctl.yaml's bytes for the cache key does not count)."""
     reads: list[str] = []
-    real = loader.read_document
+    real = loader.parse_document
 
-    def counting(path: Path, display: str):  # type: ignore[no-untyped-def]
+    def counting(data: bytes, display: str):  # type: ignore[no-untyped-def]
         reads.append(display)
-        return real(path, display)
+        return real(data, display)
 
-    monkeypatch.setattr(loader, "read_document", counting)
+    monkeypatch.setattr(loader, "parse_document", counting)
     return reads
 
 
@@ -38,8 +40,17 @@ def test_second_load_reads_no_spec_file(project: Path, monkeypatch: pytest.Monke
     assert sorted(reads) == ["mlopsctl.yaml", "usecases/house-prices.yaml"]
     assert (project / ".mlopsctl/specs.json").exists()
     reads.clear()
+    read_bytes: list[str] = []
+    real_read = loader.read_spec
+
+    def counting_read(path: Path, display: str, root: Path | None = None):  # type: ignore[no-untyped-def]
+        read_bytes.append(display)
+        return real_read(path, display, root)
+
+    monkeypatch.setattr(loader, "read_spec", counting_read)
     second = loader.load_project(project)
     assert reads == []
+    assert read_bytes == ["mlopsctl.yaml"]  # the use case is not even read: its stat is unchanged
     assert second.usecases[0].spec == first.usecases[0].spec
     assert second.usecases[0].document == first.usecases[0].document
 
@@ -77,3 +88,70 @@ def test_a_change_to_the_project_file_drops_the_cache(
     reads = _count_reads(monkeypatch)
     loader.load_project(project)
     assert sorted(reads) == ["mlopsctl.yaml", "usecases/house-prices.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("  target: price", "  target: price\n  target: other", "duplicate key 'target'"),
+        (
+            "params: {max_iter",
+            "params: {deep: " + "[" * 70 + "]" * 70 + ", max_iter",
+            "nested more than 64",
+        ),
+    ],
+    ids=["duplicate-key", "too-deep"],
+)
+def test_a_file_with_a_parse_problem_is_never_cached(
+    project: Path, old: str, new: str, message: str
+) -> None:
+    """Such a file may pass the schema (the duplicate is dropped, the deep value is null), but
+    it did not validate: every load reports it again."""
+    uc = project / "usecases/house-prices.yaml"
+    text = uc.read_text()
+    assert text.count(old) == 1
+    uc.write_text(text.replace(old, new))
+    for _ in range(3):
+        with pytest.raises(SpecError) as err:
+            loader.load_project(project)
+        assert message in str(err.value)
+
+
+def test_same_bytes_with_a_new_stat_are_not_parsed_again(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loader.load_project(project)
+    uc = project / "usecases/house-prices.yaml"
+    uc.write_bytes(uc.read_bytes())  # a checkout: new mtime, same content
+    reads = _count_reads(monkeypatch)
+    loader.load_project(project)
+    assert reads == []
+
+
+def test_a_same_size_edit_in_the_same_mtime_is_seen(project: Path) -> None:
+    """The stat is only a shortcut: an edit that keeps size and mtime still changes ctime."""
+    loader.load_project(project)
+    uc = project / "usecases/house-prices.yaml"
+    st = uc.stat()
+    text = uc.read_text()
+    assert "test_size: 0.2" in text
+    uc.write_text(text.replace("test_size: 0.2", "test_size: 2.0"))  # same length
+    os.utime(uc, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(SpecError, match="must be < 1"):
+        loader.load_project(project)
+
+
+def test_a_cached_file_moved_out_behind_a_symlink_is_refused(project: Path, tmp_path: Path) -> None:
+    """The stat shortcut skips reading, never the check that the path stays in the repository:
+    a moved file keeps its inode, size and times."""
+    loader.load_project(project)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.move(project / "usecases", outside / "usecases")
+    os.symlink(outside / "usecases", project / "usecases")
+    with pytest.raises(SpecError) as err:
+        loader.load_project(project)
+    assert str(err.value) == (
+        "usecases/house-prices.yaml:1:1: spec file leaves the repository: 'usecases' is a "
+        f"symlink to '{outside / 'usecases'}'"
+    )

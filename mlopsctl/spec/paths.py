@@ -1,0 +1,113 @@
+"""Repository paths that cannot leave the repository, whatever symlinks a pull request commits.
+
+Every spec path is relative to the repository root; a lexical check (no ``..``, not absolute) is
+not enough, because ``data/vdir -> /elsewhere`` makes ``data/vdir/x`` a path outside it. The one
+function here resolves every existing component as the kernel would and refuses the result when
+it is not under the (resolved) root. Callers use it at validate time and again right before they
+read, write or delete anything.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from mlopsctl.errors import MlopsctlError
+
+#: Linux's own limit on the symlinks followed while resolving one path.
+_MAX_LINKS = 40
+
+
+class UnsafePathError(MlopsctlError):
+    """A repository path that resolves outside the repository, or is not what it must be."""
+
+    def __init__(self, rel: str, problem: str) -> None:
+        super().__init__(f"path '{rel}' {problem}")
+        self.rel = rel
+        self.problem = problem
+
+
+def inside_repo(root: Path | str, rel: str | os.PathLike[str]) -> Path:
+    """The real path of ``root/rel`` with every existing symlink resolved.
+
+    Raises :class:`UnsafePathError` when *rel* is absolute, or when the resolved path (or any
+    symlink on the way, dangling ones included) leaves *root*. Components that do not exist yet
+    are kept as written, so an output that a stage is about to create can be checked too.
+    """
+    rel_s = os.fspath(rel)
+    if os.path.isabs(rel_s):
+        raise UnsafePathError(rel_s, "must be relative to the repository")
+    base = os.path.realpath(root)
+    pending = [p for p in reversed(rel_s.replace("\\", "/").split("/")) if p not in ("", ".")]
+    current = base
+    shown = ""  # the part of rel resolved so far, as the user wrote it (for the message)
+    link = ""  # the last symlink followed, to say which one leads out
+    links = 0
+    missing = False  # once a component is missing, the rest is lexical
+    while pending:
+        part = pending.pop()
+        if part == "..":
+            current = os.path.dirname(current)
+            missing = False  # back to a directory that may exist: `mkdir -p x/../link/y`
+            if not link:
+                shown = shown.rpartition("/")[0]
+            continue
+        candidate = os.path.join(current, part)
+        if not missing:
+            try:
+                st = os.lstat(candidate)
+            except (FileNotFoundError, NotADirectoryError):
+                missing = True
+            except OSError as exc:
+                raise UnsafePathError(rel_s, f"cannot be inspected: {exc.strerror}") from exc
+            else:
+                if stat.S_ISLNK(st.st_mode):
+                    links += 1
+                    if links > _MAX_LINKS:
+                        raise UnsafePathError(rel_s, "has too many levels of symbolic links")
+                    target = os.readlink(candidate)
+                    shown = posix_join(shown, part)
+                    link = f"'{shown}' is a symlink to '{target}'"
+                    if os.path.isabs(target):
+                        current = "/"
+                    pending.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
+                    continue
+        current = candidate
+        if not link:
+            shown = posix_join(shown, part)
+    # only where the path ends matters: that is the file the kernel would open
+    if not _is_under(base, current):
+        raise UnsafePathError(rel_s, "leaves the repository" + (f": {link}" if link else ""))
+    return Path(current)
+
+
+def is_regular_file(path: Path) -> bool:
+    """Whether *path* (already resolved) is a regular file; never opens it."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def file_kind(mode: int) -> str:
+    """``"a FIFO"``, ``"a directory"``... for a stat mode, to say what a path is instead."""
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def posix_join(a: str, b: str) -> str:
+    return f"{a}/{b}" if a else b
+
+
+def _is_under(base: str, path: str) -> bool:
+    return path == base or path.startswith(base.rstrip("/") + "/")
