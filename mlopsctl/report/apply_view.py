@@ -10,6 +10,7 @@ from mlopsctl.results import ApplyResult, Outcome, Reporter
 _STYLE = {
     "ran": "green",
     "restored": "cyan",
+    "recovered": "cyan",
     "up-to-date": "dim",
     "failed": "red bold",
     "blocked": "red",
@@ -79,9 +80,10 @@ def make_reporter(quiet: bool = False) -> PlainReporter:
 def _line(o: Outcome) -> str:
     secs = f" ({o.seconds:.1f}s)" if o.seconds >= 0.05 else ""
     first, *rest = o.message.splitlines() or [""]
-    if first.startswith(o.status + " "):
-        # "restored from cache" already says what happened: do not repeat the status word
+    if first.startswith(o.status + " "):  # "restored from cache": do not repeat the status
         head = f"{o.stage_id}: {first}{secs}"
+    elif first.startswith("from "):  # where a restore came from continues the status word
+        head = f"{o.stage_id}: {o.status} {first}{secs}"
     else:
         head = f"{o.stage_id}: {o.status}{secs}" + (f": {first}" if first else "")
     return head + "".join(f"\n    {line}" for line in rest)
@@ -102,7 +104,7 @@ def summary(result: ApplyResult) -> str:
     counts: dict[str, int] = {}
     for o in result.outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
-    order = ("ran", "restored", "up-to-date", "removed", "failed", "blocked")
+    order = ("ran", "restored", "recovered", "up-to-date", "removed", "failed", "blocked")
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
     text = "Apply: " + (", ".join(parts) if parts else "nothing to do") + "."
     if result.failed:

@@ -128,7 +128,7 @@ def test_apply_lines_say_restored_once_and_the_failed_summary_shows_the_gate_bou
     (root / "reports/breast-cancer/metrics.json").unlink()
     restored = mlopsctl(root, "apply", check=True).stdout
     assert re.search(
-        r"^breast-cancer/evaluate: restored from cache( \(\d+\.\ds\))?$", restored, re.M
+        r"^breast-cancer/evaluate: restored from (the DVC )?cache( \(\d+\.\ds\))?$", restored, re.M
     )
     assert "restored: restored" not in restored
 
