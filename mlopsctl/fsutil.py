@@ -1,37 +1,61 @@
-"""Atomic, durable file writes: the one helper every file that lands in the repository uses."""
+"""Atomic file writes: the one helper every file that lands in the repository goes through.
+
+A leaf module (it imports nothing of ours), so that every layer, the spec layer included, may
+use it.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+# What open(path, "w") asks of the kernel; the kernel then applies the umask (and a directory's
+# default ACL), so a new file gets exactly the mode a normal write would give it.
+_NEW_FILE_MODE = 0o666
 
 
-def atomic_write(path: Path, data: bytes | str, *, encoding: str = "utf-8") -> None:
-    """Write *data* to *path* whole or not at all: temp file beside it, fsync, rename.
+def atomic_write(path: Path | str, data: bytes | str, *, encoding: str = "utf-8") -> None:
+    """Write *data* to *path* atomically: readers see the old file or the new one, never half.
 
-    The file gets the mode a plain ``open(path, "w")`` would give it (0o666 less the umask);
-    on any error, interruption included, the temp file is removed and *path* is untouched.
+    The data goes to a temporary file in the same directory (same file system), is flushed and
+    fsynced, and then replaces *path* with ``os.replace``. A new file gets the mode a normal
+    write gives it (``0o666 & ~umask``); an existing regular file keeps its mode, as with a
+    normal write. On any error, KeyboardInterrupt included, the temporary file is removed and
+    *path* is left as it was. A symlink at *path* is replaced, never written through.
     """
     path = Path(path)
-    blob = data.encode(encoding) if isinstance(data, str) else data
+    payload = data.encode(encoding) if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
+        try:
+            old = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            old = None
+        if old is not None and stat.S_ISREG(old.st_mode):
+            os.fchmod(fd, stat.S_IMODE(old.st_mode))
         with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
+            fd = -1  # the file object owns it now
+            fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if fd != -1:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """Create a new, hidden, uniquely named file next to *path*; returns (fd, its path)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        # the name is cut so that the temp name stays within the file system's name limit
+        tmp = path.with_name(f".{path.name[:200]}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, _NEW_FILE_MODE), tmp
+        except FileExistsError:  # pragma: no cover - 32 random bits collided
+            continue

@@ -1,8 +1,10 @@
 """Generate data/houses.csv, the synthetic data set of the house-prices example.
 
-Run from anywhere: ``python examples/house-prices/make_data.py``. NumPy and the standard
-library only; the seed is fixed and every float is written with a fixed number of decimals
-and LF line endings, so re-running it reproduces the committed file byte for byte.
+Run it from anywhere: ``python make_data.py`` in a repository made by ``mlopsctl init
+--example house-prices``, or ``python examples/house-prices/make_data.py`` in mlopsctl's
+source; it writes data/ next to itself. NumPy and the standard library only; the seed is
+fixed and every float is written with a fixed number of decimals and LF line endings, so
+re-running it reproduces the committed file byte for byte.
 
 Columns (1,500 rows):
 

@@ -10,6 +10,7 @@ from mlopsctl.results import ApplyResult, Outcome, Reporter
 _STYLE = {
     "ran": "green",
     "restored": "cyan",
+    "recovered": "cyan",
     "up-to-date": "dim",
     "failed": "red bold",
     "blocked": "red",
@@ -78,24 +79,36 @@ def make_reporter(quiet: bool = False) -> PlainReporter:
 
 def _line(o: Outcome) -> str:
     secs = f" ({o.seconds:.1f}s)" if o.seconds >= 0.05 else ""
-    head = f"{o.stage_id}: {o.status}{secs}"
-    if o.message:
-        lines = o.message.splitlines()
-        head += f": {lines[0]}"
-        head += "".join(f"\n    {line}" for line in lines[1:])
-    return head
+    first, *rest = o.message.splitlines() or [""]
+    if first.startswith(o.status + " "):  # "restored from cache": do not repeat the status
+        head = f"{o.stage_id}: {first}{secs}"
+    elif first.startswith("from "):  # where a restore came from continues the status word
+        head = f"{o.stage_id}: {o.status} {first}{secs}"
+    else:
+        head = f"{o.stage_id}: {o.status}{secs}" + (f": {first}" if first else "")
+    return head + "".join(f"\n    {line}" for line in rest)
+
+
+def headline(message: str) -> str:
+    """A message in one line: its first line, and when that ends with a colon (it introduces
+    the details, as a failed gate's does), the details after it."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} " + "; ".join(lines[1:])
+    return lines[0]
 
 
 def summary(result: ApplyResult) -> str:
     counts: dict[str, int] = {}
     for o in result.outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
-    order = ("ran", "restored", "up-to-date", "removed", "failed", "blocked")
+    order = ("ran", "restored", "recovered", "up-to-date", "removed", "failed", "blocked")
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
     text = "Apply: " + (", ".join(parts) if parts else "nothing to do") + "."
     if result.failed:
         text += "\nFailed:\n" + "\n".join(
-            f"  {o.stage_id}: {o.message.splitlines()[0] if o.message else o.status}"
-            for o in result.failed
+            f"  {o.stage_id}: {headline(o.message) or o.status}" for o in result.failed
         )
     return text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from itertools import groupby
+from collections.abc import Iterable
 
 from mlopsctl.plan.model import Action, Plan, StagePlan
 
@@ -38,6 +38,16 @@ def _action_label(sp: StagePlan) -> str:
     return ""
 
 
+def by_usecase(stages: Iterable[StagePlan]) -> list[tuple[str, list[StagePlan]]]:
+    """The stages grouped by use case: use cases in order of first appearance, and each one's
+    stages in the plan's order. The plan is in topological order over all use cases, which
+    interleaves them; a reader wants each use case once."""
+    groups: dict[str, list[StagePlan]] = {}
+    for sp in stages:
+        groups.setdefault(sp.usecase, []).append(sp)
+    return list(groups.items())
+
+
 def text_lines(plan: Plan) -> list[tuple[str, str]]:
     """(style, text) lines; the style is a rich style name or ''."""
     lines: list[tuple[str, str]] = []
@@ -46,7 +56,7 @@ def text_lines(plan: Plan) -> list[tuple[str, str]]:
         n = len(plan.stages)
         return [("green", f"No changes. Everything is up to date ({n} stage{'s' * (n != 1)}).")]
     width = max(len(s.name) for s in changed)
-    for usecase, group in groupby(changed, key=lambda s: s.usecase):
+    for usecase, group in by_usecase(changed):
         lines.append(("bold", usecase))
         for sp in group:
             sym = symbol(sp)
@@ -82,15 +92,17 @@ def render_markdown(plan: Plan) -> str:
     else:
         out.append("| use case | stage | action | why |")
         out.append("| --- | --- | --- | --- |")
-        for sp in changed:
-            why = "<br>".join(_md_escape(r.message) for r in sp.reasons)
-            out.append(f"| {sp.usecase} | `{sp.name}` | {symbol(sp)} {sp.action.value} | {why} |")
+        for usecase, group in by_usecase(changed):
+            for i, sp in enumerate(group):
+                why = "<br>".join(_md_escape(r.message) for r in sp.reasons)
+                name = usecase if i == 0 else ""  # each use case once, atop its rows
+                out.append(f"| {name} | `{sp.name}` | {symbol(sp)} {sp.action.value} | {why} |")
     up = [s for s in plan.stages if s.action is Action.SKIP]
     if up:
         out.append("")
         out.append(f"<details><summary>{len(up)} stages up to date</summary>")
         out.append("")
-        out.append(", ".join(f"`{s.id}`" for s in up))
+        out.append(", ".join(f"`{s.id}`" for _uc, group in by_usecase(up) for s in group))
         out.append("")
         out.append("</details>")
     out.append("")

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlopsctl.compile.layout import UseCasePaths
+from mlopsctl.fsutil import atomic_write
 from mlopsctl.spec.model import UseCase
 
 
@@ -49,18 +49,9 @@ class StageContext:
 def write_json(path: Path, value: Any) -> None:
     """Deterministic JSON: sorted keys, 2-space indent, trailing newline, atomic replace."""
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write(path, text)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write *data* to *path* atomically (see :func:`mlopsctl.fsutil.atomic_write`)."""
+    atomic_write(path, data)

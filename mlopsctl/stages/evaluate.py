@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlopsctl.errors import StageFailedError
-from mlopsctl.stages.base import StageContext, atomic_write_bytes, write_json
+from mlopsctl.fsutil import atomic_write
+from mlopsctl.stages.base import StageContext, write_json
 from mlopsctl.stages.frames import read_parquet
 from mlopsctl.stages.modelio import load_model
 
@@ -252,4 +253,4 @@ def _figure() -> Figure:
 def _save_png(ctx: StageContext, rel: str, fig: Figure) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    atomic_write_bytes(ctx.output(rel), buffer.getvalue())
+    atomic_write(ctx.output(rel), buffer.getvalue())

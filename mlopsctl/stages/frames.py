@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlopsctl.errors import StageFailedError
+from mlopsctl.fsutil import atomic_write
 from mlopsctl.spec.model import UseCase
-from mlopsctl.stages.base import StageContext, atomic_write_bytes
+from mlopsctl.stages.base import StageContext
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +48,7 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="snappy", use_dictionary=True, write_statistics=True)
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    atomic_write(path, sink.getvalue().to_pybytes())
 
 
 # --- JSON-safe values -------------------------------------------------------------------------

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -116,3 +119,42 @@ def test_git_without_identity_is_a_clear_error(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert "git has no user identity" in res.stderr
     assert not (root / "dvc.lock").exists()  # refused before anything ran
+
+
+def test_apply_lines_say_restored_once_and_the_failed_summary_shows_the_gate_bounds(
+    applied: Callable[[str], Path],
+) -> None:
+    root = applied("breast-cancer")
+    (root / "reports/breast-cancer/metrics.json").unlink()
+    restored = mlopsctl(root, "apply", check=True).stdout
+    assert re.search(
+        r"^breast-cancer/evaluate: restored from (the DVC )?cache( \(\d+\.\ds\))?$", restored, re.M
+    )
+    assert "restored: restored" not in restored
+
+    edit(root / UC, "roc_auc: {min: 0.95}", "roc_auc: {min: 0.9999}")
+    failed = mlopsctl(root, "apply")
+    assert failed.returncode == 1
+    summary = failed.stdout[failed.stdout.index("\nFailed:\n") :].splitlines()
+    assert re.fullmatch(
+        r"  breast-cancer/gate: quality gate failed for use case 'breast-cancer': "
+        r"roc_auc = 0\.9\d{3}, required >= 0\.9999",
+        summary[2],
+    ), summary
+
+
+def test_outputs_get_the_mode_a_normal_write_gives(tmp_path: Path) -> None:
+    old = os.umask(0o027)  # not the usual 022, so that a hard-coded 0644 cannot pass
+    try:
+        root = make_project(tmp_path, "breast-cancer")
+        mlopsctl(root, "apply", check=True)
+    finally:
+        os.umask(old)
+    outputs = [p for d in ("reports", "artifacts") for p in (root / d).rglob("*") if p.is_file()]
+    assert {p.relative_to(root).as_posix() for p in outputs} >= {
+        "reports/breast-cancer/metrics.json",
+        "artifacts/breast-cancer/model.skops",
+        "artifacts/breast-cancer/train.parquet",
+    }
+    modes = {p.relative_to(root).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in outputs}
+    assert modes == dict.fromkeys(modes, 0o666 & ~0o027)
