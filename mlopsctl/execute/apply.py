@@ -51,6 +51,7 @@ from mlopsctl.plan.planner import stage_fingerprint
 from mlopsctl.plan.state import AppliedState
 from mlopsctl.results import ApplyResult, Outcome, Reporter
 from mlopsctl.spec.model import Project
+from mlopsctl.spec.paths import inside_repo
 
 
 def write_dvc_yaml(root: Path, graph: Graph) -> bool:
@@ -277,6 +278,8 @@ class Applier:
     def _restore(self, st: Stage, outs: Mapping[str, str], fp: str, message: str) -> None:
         start = time.perf_counter()
         self.reporter.started(st.id, "restore")
+        for rel in outs:  # a committed symlink must not lead the restore out of the repo
+            inside_repo(self.root, rel)
         for rel, md5 in outs.items():
             src = runcache.find_object(self.root, md5)
             if src is None:
@@ -343,7 +346,10 @@ def remove_outputs(
     outcomes = []
     for sp in removed:
         entry = state.get(sp.dvc_name)
-        for out in entry.outs if entry is not None else ():
+        outs = list(entry.outs) if entry is not None else []
+        for out in outs:  # every path first: refuse before deleting anything
+            inside_repo(root, out)
+        for out in outs:
             p = root / out
             if p.is_symlink() or p.is_file():
                 p.unlink()

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlopsctl.fsutil import atomic_write
 from mlopsctl.monitor.check import FeatureResult, Histogram, MonitorResult
 
 #: bars drawn per histogram; further categories are pooled into one bar
@@ -204,20 +203,6 @@ def write_reports(directory: Path, results: Sequence[MonitorResult]) -> list[Pat
     written = []
     for name, text in files.items():
         target = directory / name
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-        try:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; reports are ordinary files
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(target, text)
         written.append(target)
     return written
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

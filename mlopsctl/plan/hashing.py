@@ -17,6 +17,7 @@ import os
 import stat
 from pathlib import Path
 
+from mlopsctl.fsutil import atomic_write
 from mlopsctl.spec.paths import UnsafePathError, file_kind, inside_repo
 
 CACHE_FILE = ".mlopsctl/hashes.json"
@@ -141,8 +142,5 @@ class HashCache:
             inside_repo(self.root, CACHE_FILE)
         except UnsafePathError:  # `.mlopsctl` leads out of the repository: keep nothing
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_name(f".hashes.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self._entries, sort_keys=True), "utf-8")
-        os.replace(tmp, self._path)
+        atomic_write(self._path, json.dumps(self._entries, sort_keys=True))
         self._dirty = False

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from mlopsctl.errors import MlopsctlError, PlanStaleError
+from mlopsctl.fsutil import atomic_write
 from mlopsctl.plan.model import PLAN_FORMAT_VERSION, Plan
 
 PLAN_KIND = "mlopsctl/plan"
@@ -16,11 +15,7 @@ PLAN_KIND = "mlopsctl/plan"
 def save_plan(plan: Plan, path: Path) -> None:
     doc = {"kind": PLAN_KIND, **plan.to_dict()}
     text = json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
 
 
 def load_plan(path: Path) -> Plan:

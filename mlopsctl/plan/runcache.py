@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from mlopsctl.fsutil import atomic_write
 
 RUNS_DIR = ".mlopsctl/runs"
 OBJECTS_DIR = ".mlopsctl/objects"
@@ -68,12 +68,6 @@ def record(root: Path, fp: str, stage_id: str, outs: Mapping[str, str]) -> None:
         if md5.endswith(".dir") or find_object(root, md5) is not None:
             continue
         target = object_paths(root, md5)[1]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        shutil.copyfile(root / rel, tmp)
-        os.replace(tmp, target)
+        atomic_write(target, (root / rel).read_bytes())  # reports: small files
     path = root / RUNS_DIR / fp[:2] / f"{fp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"stage": stage_id, "outs": dict(sorted(outs.items()))}), "utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"stage": stage_id, "outs": dict(sorted(outs.items()))}))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from mlopsctl.errors import StateError
+from mlopsctl.fsutil import atomic_write
 from mlopsctl.spec.yaml12 import Loader as _Loader
 
 LOCK_FILE = "dvc.lock"
@@ -81,13 +82,9 @@ def _parse(root: Path, raw: bytes) -> Any:
         where = getattr(exc, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
         raise StateError(f"{LOCK_FILE} is not valid YAML{at}: {REMEDY}") from exc
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".lock.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"md5": digest, "data": data}), "utf-8")
-        os.replace(tmp, cache)
-    except (OSError, TypeError, ValueError):  # read-only checkout, or a value JSON cannot hold
-        pass
+    # a read-only checkout, or a value JSON cannot hold: parse again next time
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        atomic_write(cache, json.dumps({"md5": digest, "data": data}))
     return data
 
 

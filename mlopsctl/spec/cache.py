@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mlopsctl.fsutil import atomic_write
 from mlopsctl.spec.paths import UnsafePathError, inside_repo
 
 CACHE_FILE = ".mlopsctl/specs.json"
@@ -106,10 +107,7 @@ class SpecCache:
             return
         try:
             inside_repo(self._root, CACHE_FILE)
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._path.with_name(f".specs.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"key": self.key, "files": self._files}), "utf-8")
-            os.replace(tmp, self._path)
+            atomic_write(self._path, json.dumps({"key": self.key, "files": self._files}))
         except (OSError, UnsafePathError):  # read-only checkout, or `.mlopsctl` leads out
             return
         self._dirty = False
