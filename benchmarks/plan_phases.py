@@ -61,7 +61,8 @@ def main() -> None:
     from mlopsctl.spec import loader
 
     wrap(loader, "SpecCache", "load specs: spec cache (read its file)")
-    wrap(loader, "read_document", "load specs: read + parse YAML")
+    wrap(loader, "read_spec", "load specs: read spec files (inside the repo, regular)")
+    wrap(loader, "parse_document", "load specs: parse YAML")
     wrap(loader, "validate_against_schema", "load specs: JSON-Schema validation (+ import)")
     wrap(loader, "build", "load specs: build the spec model")
     wrap(loader, "check_usecase", "load specs: semantic checks")
