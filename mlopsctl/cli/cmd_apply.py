@@ -38,6 +38,7 @@ def apply(
     """
     from mlopsctl.errors import MlopsctlError
     from mlopsctl.execute.apply import apply_directory
+    from mlopsctl.interrupts import Interrupted
     from mlopsctl.report.apply_view import make_reporter, summary
 
     if planfile is not None and (usecases or force):
@@ -54,6 +55,9 @@ def apply(
             commit=False if no_commit else None,
             force=force,
         )
+    except Interrupted as exc:
+        exc.detail = interrupted_detail(directory)
+        raise
     finally:
         close = getattr(reporter, "close", None)
         if close is not None:
@@ -63,3 +67,26 @@ def apply(
     elif result.outcomes:
         click.echo(summary(result))
     return result.exit_code
+
+
+def interrupted_detail(directory: Path) -> str:
+    """What an interrupted apply left recorded and what not (read after it stopped)."""
+    from mlopsctl.errors import MlopsctlError
+    from mlopsctl.execute.record import JOURNAL, read_journal
+    from mlopsctl.spec.loader import find_project_root
+
+    head = "workers stopped, lock released."
+    try:
+        done = read_journal(find_project_root(directory))
+    except MlopsctlError:
+        return head
+    if done:
+        return (
+            f"{head} {len(done)} stage(s) completed before the interruption and are kept in "
+            f"{JOURNAL}, not yet in dvc.lock: the next `mlopsctl apply` records them. Stages "
+            "that were running were stopped and are recorded nowhere."
+        )
+    return (
+        f"{head} Nothing is half-recorded: dvc.lock holds only stages that completed. "
+        "Run `mlopsctl apply` again to finish."
+    )

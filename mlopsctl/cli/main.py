@@ -2,7 +2,8 @@
 
 Subcommands are imported only when invoked (``--help`` imports none of them), so that the
 commands users wait on stay light. A :class:`MlopsctlError` is printed as one message and exits
-with its code; anything else is a bug and keeps its traceback.
+with its code; anything else is a bug and keeps its traceback. SIGINT and SIGTERM end a command
+with 130 and 143 (see :mod:`mlopsctl.interrupts`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 
 from mlopsctl import __version__
 from mlopsctl.errors import MlopsctlError, did_you_mean
+from mlopsctl.interrupts import Interrupted, install
 
 # name -> (module:attribute, short help). The help lives here so `--help` imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -104,6 +106,7 @@ def cli(ctx: click.Context, directory: Path, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    install()  # SIGINT/SIGTERM raise Interrupted from here on
     try:
         code = cli.main(args=argv, prog_name="mlopsctl", standalone_mode=False)
     except MlopsctlError as exc:
@@ -118,13 +121,21 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _print_error("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        _print_error("interrupted")
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        cause = exc if isinstance(exc, Interrupted) else exc.__cause__
+        if isinstance(cause, Interrupted):
+            _interrupted(cause)
+        _print_error("aborted" if isinstance(exc, click.exceptions.Abort) else "interrupted")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted(exc: Interrupted) -> None:
+    message = f"interrupted by {exc.name}"
+    if exc.detail:
+        message += f": {exc.detail}"
+    _print_error(message)
+    sys.exit(exc.exit_code)
 
 
 def _print_error(message: str) -> None:
