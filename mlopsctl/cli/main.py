@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -101,9 +102,23 @@ def cli(ctx: click.Context, directory: Path, debug: bool) -> None:
     Each use case is one YAML file (goal, data, model, infra, deploy, monitoring). `plan` shows
     which stages will run and why; `apply` runs them, records them with DVC and commits to git.
     """
+    if debug:
+        _debug_logging()
     if not directory.is_dir():
         raise click.BadParameter(f"directory '{directory}' does not exist", param_hint="-C")
     ctx.obj = Settings(directory.resolve(), debug)
+
+
+def _debug_logging() -> None:
+    """``--debug``: mlopsctl's own loggers at DEBUG, DVC's at INFO, to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ours = logging.getLogger("mlopsctl")
+    ours.addHandler(handler)
+    ours.setLevel(logging.DEBUG)
+    ours.propagate = False
+    for name in ("dvc", "dvc_data", "dvc_objects", "scmrepo"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,7 +133,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        # `plan --detailed-exitcode` exits 2 only for "there are changes": a usage error is 1
+        usage = isinstance(exc, click.UsageError) and "--detailed-exitcode" in args
+        sys.exit(1 if usage else exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         cause = exc if isinstance(exc, Interrupted) else exc.__cause__
         if isinstance(cause, Interrupted):
