@@ -72,19 +72,25 @@ def apply(
 def interrupted_detail(directory: Path) -> str:
     """What an interrupted apply left recorded and what not (read after it stopped)."""
     from mlopsctl.errors import MlopsctlError
-    from mlopsctl.execute.record import JOURNAL, read_journal
+    from mlopsctl.execute.record import JOURNAL, PENDING_COMMIT, read_journal
     from mlopsctl.spec.loader import find_project_root
 
     head = "workers stopped, lock released."
     try:
-        done = read_journal(find_project_root(directory))
+        root = find_project_root(directory)
     except MlopsctlError:
         return head
+    done = {e.get("stage") for e in read_journal(root)}
     if done:
         return (
             f"{head} {len(done)} stage(s) completed before the interruption and are kept in "
-            f"{JOURNAL}, not yet in dvc.lock: the next `mlopsctl apply` records them. Stages "
-            "that were running were stopped and are recorded nowhere."
+            f"{JOURNAL}: the next `mlopsctl apply` records and commits them. Stages that were "
+            "running were stopped and are recorded nowhere."
+        )
+    if (root / PENDING_COMMIT).exists():
+        return (
+            f"{head} What ran is recorded in dvc.lock but not committed: the next "
+            "`mlopsctl apply` pushes and commits it."
         )
     return (
         f"{head} Nothing is half-recorded: dvc.lock holds only stages that completed. "

@@ -6,8 +6,8 @@ both win a race to take over a dead one's lock. The file's content is only a rec
 and error messages: the holder's pid, host, start time and command. A record still there when we
 get the lock was left by a holder that died without releasing it; we say so and take over.
 
-Holding the lock also means that nobody else uses ``.mlopsctl/tmp``: staging directories left
-there by a killed apply are removed once the lock is taken, and again when it is released.
+Holding the lock also means that nobody else uses ``.mlopsctl/tmp``: apply's pre-flight removes
+what a killed apply left there, and the lock removes what an interrupted one leaves on release.
 """
 
 from __future__ import annotations
@@ -89,19 +89,9 @@ def _acquire(path: Path) -> int:
     raise LockHeldError(f"could not take the lock {LOCK_FILE}: it keeps being replaced")
 
 
-def clean_staging(root: Path) -> int:
-    """Remove what is in ``.mlopsctl/tmp`` (call only while holding the lock). Returns a count."""
-    tmp = root / STAGING_DIR
-    try:
-        entries = list(tmp.iterdir())
-    except FileNotFoundError:
-        return 0
-    for entry in entries:
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-    return len(entries)
+def clean_staging(root: Path) -> None:
+    """Remove ``.mlopsctl/tmp`` (call only while holding the lock)."""
+    shutil.rmtree(root / STAGING_DIR, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -124,8 +114,6 @@ def project_lock(root: Path, warn: Callable[[str], None] = print) -> Iterator[No
         os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)
         log.debug("lock taken: %s (pid %d)", path, os.getpid())
-        if clean_staging(root):
-            log.debug("removed staging directories left by an earlier apply")
         try:
             yield
         finally:

@@ -79,7 +79,7 @@ def test_interrupted_apply_stops_everything_and_records_nothing_by_halves(
     name = signal.Signals(signum).name
     assert f"error: interrupted by {name}: workers stopped, lock released." in err
     assert "1 stage(s) completed before the interruption" in err
-    assert "the next `mlopsctl apply` records them" in err
+    assert "the next `mlopsctl apply` records and commits them" in err
 
     # the command, its background child and (with a pool) the worker that ran it are gone
     for pid in (shell, child, parent):

@@ -97,9 +97,9 @@ def test_held_lock_names_its_holder_and_a_dead_holders_lock_is_taken_over(
     holder.wait()
     assert (tmp_path / LOCK_FILE).exists()
     warnings: list[str] = []
-    (tmp_path / STAGING_DIR / "train.abc").mkdir(parents=True)  # a killed stage's staging dir
     with project_lock(tmp_path, warn=warnings.append):
-        assert not (tmp_path / STAGING_DIR / "train.abc").exists()
+        (tmp_path / STAGING_DIR / "train.abc").mkdir(parents=True)  # a stopped stage's staging
+    assert not (tmp_path / STAGING_DIR / "train.abc").exists()  # removed with the lock
     assert len(warnings) == 1
     assert f"taking over the lock left by a process that is gone (pid {holder.pid}" in warnings[0]
     assert not (tmp_path / LOCK_FILE).exists()  # released cleanly: no record left
