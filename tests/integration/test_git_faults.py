@@ -7,7 +7,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import ENV, edit, git, mlopsctl
+
+pytestmark = pytest.mark.slow
 
 UC = "usecases/breast-cancer.yaml"
 

@@ -15,6 +15,8 @@ import pytest
 
 from tests.integration.conftest import ENV, edit, git, mlopsctl
 
+pytestmark = pytest.mark.slow
+
 UC = "usecases/breast-cancer.yaml"
 
 
