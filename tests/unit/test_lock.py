@@ -95,6 +95,7 @@ def test_held_lock_names_its_holder_and_a_dead_holders_lock_is_taken_over(
         pass
     holder.kill()  # SIGKILL: the kernel drops the lock, the record stays
     holder.wait()
+    holder.stdout.close()
     assert (tmp_path / LOCK_FILE).exists()
     warnings: list[str] = []
     with project_lock(tmp_path, warn=warnings.append):
