@@ -38,6 +38,7 @@ def apply(
     """
     from mlopsctl.errors import MlopsctlError
     from mlopsctl.execute.apply import apply_directory
+    from mlopsctl.interrupts import Interrupted
     from mlopsctl.report.apply_view import make_reporter, summary
 
     if planfile is not None and (usecases or force):
@@ -54,6 +55,9 @@ def apply(
             commit=False if no_commit else None,
             force=force,
         )
+    except Interrupted as exc:
+        exc.detail = interrupted_detail(directory)
+        raise
     finally:
         close = getattr(reporter, "close", None)
         if close is not None:
@@ -63,3 +67,32 @@ def apply(
     elif result.outcomes:
         click.echo(summary(result))
     return result.exit_code
+
+
+def interrupted_detail(directory: Path) -> str:
+    """What an interrupted apply left recorded and what not (read after it stopped)."""
+    from mlopsctl.errors import MlopsctlError
+    from mlopsctl.execute.record import JOURNAL, PENDING_COMMIT, read_journal
+    from mlopsctl.spec.loader import find_project_root
+
+    head = "workers stopped, lock released."
+    try:
+        root = find_project_root(directory)
+    except MlopsctlError:
+        return head
+    done = {e.get("stage") for e in read_journal(root)}
+    if done:
+        return (
+            f"{head} {len(done)} stage(s) completed before the interruption and are kept in "
+            f"{JOURNAL}: the next `mlopsctl apply` records and commits them. Stages that were "
+            "running were stopped and are recorded nowhere."
+        )
+    if (root / PENDING_COMMIT).exists():
+        return (
+            f"{head} What ran is recorded in dvc.lock but not committed: the next "
+            "`mlopsctl apply` pushes and commits it."
+        )
+    return (
+        f"{head} Nothing is half-recorded: dvc.lock holds only stages that completed. "
+        "Run `mlopsctl apply` again to finish."
+    )

@@ -32,7 +32,8 @@ from mlopsctl.cli.main import settings
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
+    help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on any error "
+    "(a usage error included).",
 )
 @click.option("--force", is_flag=True, help="Plan to re-run every stage.")
 @click.pass_context

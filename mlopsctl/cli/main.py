@@ -2,12 +2,16 @@
 
 Subcommands are imported only when invoked (``--help`` imports none of them), so that the
 commands users wait on stay light. A :class:`MlopsctlError` is printed as one message and exits
-with its code; anything else is a bug and keeps its traceback.
+with its code; so are errors of the user's environment that escape from git, DVC or the file
+system (a corrupt repository, a read-only disk). Anything else is a bug and keeps its traceback.
+SIGINT and SIGTERM end a command with 130 and 143 (see :mod:`mlopsctl.interrupts`).
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +21,7 @@ import click
 
 from mlopsctl import __version__
 from mlopsctl.errors import MlopsctlError, did_you_mean
+from mlopsctl.interrupts import Interrupted, install
 
 # name -> (module:attribute, short help). The help lives here so `--help` imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -97,34 +102,99 @@ def cli(ctx: click.Context, directory: Path, debug: bool) -> None:
     Each use case is one YAML file (goal, data, model, infra, deploy, monitoring). `plan` shows
     which stages will run and why; `apply` runs them, records them with DVC and commits to git.
     """
+    if debug:
+        _debug_logging()
     if not directory.is_dir():
         raise click.BadParameter(f"directory '{directory}' does not exist", param_hint="-C")
     ctx.obj = Settings(directory.resolve(), debug)
 
 
+def _debug_logging() -> None:
+    """``--debug``: mlopsctl's own loggers at DEBUG, DVC's at INFO, to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ours = logging.getLogger("mlopsctl")
+    ours.addHandler(handler)
+    ours.setLevel(logging.DEBUG)
+    ours.propagate = False
+    for name in ("dvc", "dvc_data", "dvc_objects", "scmrepo"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> None:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
+    install()  # SIGINT/SIGTERM raise Interrupted from here on
     try:
         code = cli.main(args=argv, prog_name="mlopsctl", standalone_mode=False)
     except MlopsctlError as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        _print_error(exc.message)
-        sys.exit(exc.exit_code)
+        _fail(exc.message, exc.exit_code, debug)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _print_error("aborted")
+        # `plan --detailed-exitcode` exits 2 only for "there are changes": a usage error is 1
+        usage = isinstance(exc, click.UsageError) and "--detailed-exitcode" in args
+        sys.exit(1 if usage else exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        cause = exc if isinstance(exc, Interrupted) else exc.__cause__
+        if isinstance(cause, Interrupted):
+            _interrupted(cause)
+        _print_error("aborted" if isinstance(exc, click.exceptions.Abort) else "interrupted")
         sys.exit(130)
-    except KeyboardInterrupt:
-        _print_error("interrupted")
-        sys.exit(130)
+    except Exception as exc:
+        message = environment_error(exc)
+        if message is None:
+            raise  # a bug: keep the traceback
+        _fail(message, 1, debug)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int, debug: bool) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    _print_error(message)
+    sys.exit(code)
+
+
+def _interrupted(exc: Interrupted) -> None:
+    message = f"interrupted by {exc.name}"
+    if exc.detail:
+        message += f": {exc.detail}"
+    _print_error(message)
+    sys.exit(exc.exit_code)
+
+
+# OSError numbers that describe the user's machine (permissions, a full or read-only disk)
+ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """One line for an error of the user's environment that escaped from git, DVC or the OS.
+
+    None for anything else (a bug). Classes are matched by name, so that this imports neither
+    GitPython nor DVC.
+    """
+    names = {f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__}
+    if "git.exc.GitCommandError" in names:
+        from mlopsctl.integrations.git import describe_command_error
+
+        return describe_command_error(exc)
+    if "git.exc.GitError" in names:
+        return f"git: {_one_line(str(exc))}"
+    if "dvc.exceptions.DvcException" in names:
+        text, cause = _one_line(str(exc)), _one_line(str(exc.__cause__ or ""))
+        return f"dvc: {text}" + (f" ({cause})" if cause and cause not in text else "")
+    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _print_error(message: str) -> None:

@@ -330,6 +330,9 @@ def run(ctx: Context, jobs: int | None, reporter: Reporter) -> tuple[list[Outcom
     applier = Applier(ctx.planned, plan, executor, reporter)
     try:
         outcomes = applier.run()
+    except BaseException:  # interrupted (SIGINT/SIGTERM) or a bug: stop workers now
+        executor.cancel()
+        raise
     finally:
         executor.shutdown()
     outcomes += remove_outputs(

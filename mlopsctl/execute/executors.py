@@ -1,18 +1,36 @@
-"""Executors: where stage jobs run. A tiny interface (submit a job, shut down), like Hamilton's.
+"""Executors: where stage jobs run. A tiny interface (submit, shut down, cancel), like Hamilton's.
 
 ``inline`` runs a job in this process (``--jobs 1``); ``local`` runs jobs in a process pool so
 that independent stages run in parallel. A ``dask`` executor (dask.distributed Client) plugs in
-here with the same two methods and is imported only when chosen.
+here with the same methods and is imported only when chosen.
+
+Stopping: each pool worker leads its own process group, so that :meth:`LocalExecutor.cancel`
+stops a worker and whatever its stage started (joblib workers, ...) with one ``killpg``. A custom
+stage's command runs in a session of its own (see ``task.stop_command``), which the worker kills
+before it dies. A worker also dies when the apply that started it is gone, even by SIGKILL.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import logging
 import multiprocessing
+import os
+import select
+import signal
+import threading
+import time
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, Protocol
 
 from mlopsctl.errors import MlopsctlError
+from mlopsctl.interrupts import deferred
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 3.0  # a worker in Python code stops at once; one in C code gets SIGKILL
 
 
 class Executor(Protocol):
@@ -20,7 +38,11 @@ class Executor(Protocol):
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]: ...
 
-    def shutdown(self) -> None: ...
+    def shutdown(self) -> None:
+        """Wait for running jobs, then release the workers."""
+
+    def cancel(self) -> None:
+        """Stop every running job now (interrupted apply); what they started stops too."""
 
 
 class InlineExecutor:
@@ -32,12 +54,48 @@ class InlineExecutor:
         fut: cf.Future[Any] = cf.Future()
         try:
             fut.set_result(fn(*args))
-        except BaseException as exc:  # the caller inspects the future, as with a pool
+        except Exception as exc:  # the caller inspects the future, as with a pool
             fut.set_exception(exc)
+        # an interruption (KeyboardInterrupt) is not a job's result: it propagates
         return fut
 
     def shutdown(self) -> None:
         pass
+
+    def cancel(self) -> None:
+        pass  # the job ran in this process: the interruption already unwound it
+
+
+def _stop_worker(signum: int = signal.SIGTERM, _frame: FrameType | None = None) -> None:
+    """In a worker: kill the running custom command's session, then our own process group."""
+    from mlopsctl.execute import task
+
+    task.stop_command()
+    os.killpg(0, signal.SIGKILL)
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker (a thread): stop when the apply process is gone, however it ended."""
+    try:
+        fd = os.pidfd_open(parent)
+    except (AttributeError, OSError):  # no pidfd (old kernel): poll
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                break
+    else:
+        select.select([fd], [], [])  # readable when the process exits
+    _stop_worker()
+
+
+def _worker_init(parent: int) -> None:
+    """First thing in each pool worker."""
+    os.setpgid(0, 0)  # our own group: cancel() stops us and all we started with one killpg
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the apply process decides what a ^C means
+    signal.signal(signal.SIGTERM, _stop_worker)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
 class LocalExecutor:
@@ -47,13 +105,40 @@ class LocalExecutor:
         self.max_parallel = jobs
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["mlopsctl.execute.task"])
-        self._pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=ctx,
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
+        )
+        log.debug("local executor: a pool of up to %d worker processes", jobs)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
         return self._pool.submit(fn, *args)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def cancel(self) -> None:
+        with deferred():  # a second ^C must not leave workers half-stopped
+            self._cancel()
+
+    def _cancel(self) -> None:
+        # the pool's own private map of its workers: the only way to reach them
+        workers = dict(getattr(self._pool, "_processes", None) or {})
+        for pid in workers:  # SIGTERM: the worker kills its custom command's session, then itself
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for proc in workers.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for pid in workers:  # a worker stuck in C code, and anything left in its group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        for proc in workers.values():
+            proc.join(1.0)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        log.debug("local executor: stopped %d worker(s)", len(workers))
 
 
 def make_executor(kind: str, jobs: int) -> Executor:

@@ -95,12 +95,14 @@ def finalize(
     recovers the stages from the journal again, and the commit still names them.
     """
     from mlopsctl.integrations import dvc
+    from mlopsctl.interrupts import deferred
 
-    rec = dvc.record(root, names, removed=removed, sources=sources)
-    fault.point("recorded")
-    for e in read_journal(root):
-        if e.get("fp") and e.get("stage") in names:
-            runcache.record(root, e["fp"], e.get("id", e["stage"]), e["outs"])
+    with deferred():  # a SIGINT/SIGTERM waits until dvc.lock, the cache and run-cache agree
+        rec = dvc.record(root, names, removed=removed, sources=sources)
+        fault.point("recorded")
+        for e in read_journal(root):
+            if e.get("fp") and e.get("stage") in names:
+                runcache.record(root, e["fp"], e.get("id", e["stage"]), e["outs"])
     return RecordedState(rec.stages, rec.removed, rec.sources_updated, rec.sources_tracked)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -29,6 +30,15 @@ from mlopsctl.spec.model import UseCase
 from mlopsctl.spec.paths import inside_repo
 
 LOG_DIR = ".mlopsctl/logs"
+
+_command: subprocess.Popen[bytes] | None = None  # the custom stage's command running now
+
+
+def stop_command() -> None:
+    """Kill the running custom command and all it started (its session); safe in a handler."""
+    if _command is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(_command.pid, signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -266,10 +276,25 @@ def _run_custom(root: Path, st: Stage) -> dict[str, Any]:
             p.unlink(missing_ok=True)
     log_path = root / LOG_DIR / f"{st.dvc_name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    global _command
     with log_path.open("wb") as log:
-        proc = subprocess.run(
-            st.cmd, shell=True, cwd=root, stdout=log, stderr=subprocess.STDOUT, check=False
+        # a session of its own, so that an interrupted apply can stop it and all it started
+        _command = proc = subprocess.Popen(
+            st.cmd,
+            shell=True,
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        try:
+            proc.wait()
+        except BaseException:
+            stop_command()
+            proc.wait()
+            raise
+        finally:
+            _command = None
     if proc.returncode != 0:
         tail = log_path.read_text("utf-8", errors="replace").strip().splitlines()[-10:]
         detail = ("\n" + "\n".join(f"    {line}" for line in tail)) if tail else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +20,16 @@ from mlopsctl.errors import StateError
 from mlopsctl.fsutil import atomic_write
 from mlopsctl.plan.state import REMEDY
 
+log = logging.getLogger(__name__)
+
 
 def _quiet() -> None:
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     import dvc.logger  # noqa: F401  (attaches its handlers on import)
 
+    debug = logging.getLogger("mlopsctl").isEnabledFor(logging.DEBUG)  # --debug: DVC says more
     for name in ("dvc", "dvc_data", "dvc_objects", "scmrepo", "dvc.ui"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.INFO if debug else logging.WARNING)
 
 
 @contextlib.contextmanager
@@ -196,11 +200,13 @@ def push(root: Path, remote: str) -> int:
     Returns the number of files transferred (0 when the remote already held them all); a failed
     or partial push is a :class:`StateError` carrying DVC's message in one line.
     """
+    start = time.perf_counter()
     with open_repo(root) as repo:
         try:
             result = repo.push(remote=remote)
         except Exception as exc:  # DvcException, or an OSError from the remote's file system
             raise StateError(f"push to DVC remote '{remote}' failed: {_one_line(exc)}") from exc
+    log.debug("dvc push to '%s': %s file(s) in %.2fs", remote, result, time.perf_counter() - start)
     return int(result or 0)
 
 

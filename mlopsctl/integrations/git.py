@@ -1,12 +1,24 @@
-"""git through GitPython: init, status of spec files, and the apply commit."""
+"""git through GitPython: init, status of spec files, and the apply commit.
+
+Every git failure that reaches a user is a :class:`GitError` with git's own message on one line;
+a leftover ``index.lock`` (a git process killed mid-commit) is reported before apply does any
+work, with how to fix it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mlopsctl.errors import GitError
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _git() -> Any:
@@ -17,6 +29,43 @@ def _git() -> Any:
     return git
 
 
+def describe_command_error(exc: BaseException) -> str:
+    """``git SUBCOMMAND failed (exit N): git's error`` on one line, for a GitCommandError."""
+    command = getattr(exc, "command", None) or []
+    if isinstance(command, str):
+        command = command.split()
+    sub = next((str(a) for a in list(command)[1:] if not str(a).startswith("-")), "")
+    stderr = str(getattr(exc, "stderr", "") or "").strip()
+    # GitPython wraps git's stderr as "\n  stderr: '...'"
+    if stderr.startswith("stderr:"):
+        stderr = stderr[len("stderr:") :].strip()
+    stderr = stderr.strip("'").strip()
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    important = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    detail = " ".join(important or lines[:1]) or str(exc).splitlines()[0]
+    status = getattr(exc, "status", None)
+    code = f" (exit {status})" if isinstance(status, int) else ""
+    return f"git {sub} failed{code}: {detail}".replace("git  failed", "git failed")
+
+
+def _git_errors(fn: F) -> F:
+    """Turn a GitCommandError escaping *fn* into a GitError with git's message on one line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GitError:
+            raise
+        except Exception as exc:
+            if type(exc).__name__ != "GitCommandError":
+                raise
+            raise GitError(describe_command_error(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_git_errors
 def ensure_repo(root: Path) -> bool:
     """``git init`` unless *root* is inside a work tree. Returns True when it created one."""
     git = _git()
@@ -36,6 +85,7 @@ def open_repo(root: Path) -> Any:
         raise GitError(f"{root} is not inside a git repository (run `mlopsctl init`)") from exc
 
 
+@_git_errors
 def dirty_paths(root: Path, paths: Sequence[str]) -> list[str]:
     """Those of *paths* (repo-relative) that are modified, staged or untracked."""
     repo = open_repo(root)
@@ -43,6 +93,7 @@ def dirty_paths(root: Path, paths: Sequence[str]) -> list[str]:
     return sorted({line[3:].strip() for line in out.splitlines() if line.strip()})
 
 
+@_git_errors
 def head_commit(root: Path) -> str | None:
     repo = open_repo(root)
     try:
@@ -51,8 +102,35 @@ def head_commit(root: Path) -> str | None:
         return None
 
 
+def check_index_lock(root: Path) -> None:
+    """Raise a GitError, with the fix, when git's index lock file is there.
+
+    git creates ``index.lock`` while it writes the index and removes it when done; a git process
+    that was killed leaves it behind, and then every later commit fails. It cannot be proved
+    stale from here (a running ``git commit`` keeps it while its hooks or editor run, without
+    holding it open), so it is reported, not removed.
+    """
+    repo = open_repo(root)
+    lock = Path(repo.git_dir) / "index.lock"
+    if lock.exists():
+        try:
+            shown = str(lock.relative_to(root))
+        except ValueError:
+            shown = str(lock)
+        raise GitError(
+            f"{shown} exists: git is writing the index right now, or a git process was killed "
+            f"and left its lock behind. If no git process is running in this repository, "
+            f"remove it (`rm {shown}`) and run again."
+        )
+
+
+@_git_errors
 def require_identity(root: Path) -> None:
-    """Raise a clear GitError when git has no user.name / user.email to commit with."""
+    """Fail early with a clear GitError when apply could not commit.
+
+    Checks that git has a user.name / user.email and that no index.lock blocks a commit.
+    """
+    check_index_lock(root)
     repo = open_repo(root)
     reader = repo.config_reader()
     # GitPython treats default=None as "no default" and raises for a missing section
@@ -65,10 +143,20 @@ def require_identity(root: Path) -> None:
         )
 
 
+@_git_errors
 def commit(root: Path, paths: Sequence[str], message: str) -> str | None:
     """Stage *paths* (additions, changes and deletions) and commit. None if nothing changed."""
+    from mlopsctl.interrupts import deferred
+
     require_identity(root)
-    repo = open_repo(root)
+    start = time.perf_counter()
+    with deferred():  # SIGINT/SIGTERM wait for git: a killed commit leaves index.lock behind
+        sha = _commit(open_repo(root), root, paths, message)
+    log.debug("git commit: %s in %.2fs", sha or "nothing to commit", time.perf_counter() - start)
+    return sha
+
+
+def _commit(repo: Any, root: Path, paths: Sequence[str], message: str) -> str | None:
     tracked = set(repo.git.ls_files("--", *paths).splitlines()) if paths else set()
     present = [p for p in paths if (root / p).exists()]
     gone = [p for p in paths if not (root / p).exists() and _tracked_under(p, tracked)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from mlopsctl.plan.planner import make_plan
 from mlopsctl.plan.state import AppliedState, read_state
 from mlopsctl.spec.loader import find_project_root, load_project
 from mlopsctl.spec.model import Project
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,13 @@ def plan_directory(
             )
     selected = graph.only(set(usecases)) if usecases else graph
     state = read_state(root)
-    plan = make_plan(
-        project, selected, state, HashCache(root), force=force, usecases=tuple(usecases)
+    hashes = HashCache(root)
+    plan = make_plan(project, selected, state, hashes, force=force, usecases=tuple(usecases))
+    log.debug(
+        "plan %s: %d stage(s); read %d file(s) to hash %s; other md5s reused from the stat cache",
+        plan.id[:12],
+        len(plan.stages),
+        len(hashes.hashed),
+        ", ".join(hashes.hashed[:5]) + (" ..." if len(hashes.hashed) > 5 else ""),
     )
     return Planned(project, graph, state, plan)
