@@ -34,7 +34,8 @@ from mlopsctl.serve.batching import MicroBatcher
 from mlopsctl.serve.bundle import Bundle, BundleError, load_bundle, manifest_stamp
 from mlopsctl.serve.metrics import CONTENT_TYPE, Metrics
 from mlopsctl.serve.requests import BadRequest
-from mlopsctl.stages.scoring import model_frame, predict
+from mlopsctl.stages.fastprep import compile_preprocessing
+from mlopsctl.stages.scoring import model_frame, predict, predict_preprocessed
 
 log = logging.getLogger("mlopsctl.serve")
 
@@ -89,11 +90,17 @@ class Active:
     def __init__(self, bundle: Bundle, max_rows: int) -> None:
         self.bundle = bundle
         self.batcher = MicroBatcher(self._predict, max_rows=max_rows)
+        # the preprocessing on plain arrays (verified equal to scikit-learn's), or None
+        self.fast = compile_preprocessing(bundle.model, bundle.signature)
 
     def _predict(self, rows: list[dict[str, Any]]) -> list[Any]:
         sig = self.bundle.signature
-        frame = model_frame(sig, {n: [r[n] for r in rows] for n in sig.names})
-        scores = predict(self.bundle.model, frame)
+        columns = {n: [r[n] for r in rows] for n in sig.names}
+        if self.fast is not None:
+            transformed = self.fast(columns, len(rows))
+            scores = predict_preprocessed(self.bundle.model, transformed, len(rows))
+        else:
+            scores = predict(self.bundle.model, model_frame(sig, columns))
         classes = [str(c) for c in scores.classes]
         out: list[Any] = []
         for i, value in enumerate(scores.predictions):

@@ -262,17 +262,23 @@ class Scores:
 
 def predict(model: Any, frame: pd.DataFrame) -> Scores:
     """Score every row of *frame* exactly as ``model.predict(frame.iloc[[i]])`` would."""
-    import sklearn
-
     steps = getattr(model, "steps", None)
     n = len(frame)
     if n == 0:
         return Scores([], None, _classes(model))
     if steps and len(steps) > 1:
-        transformed = model[:-1].transform(frame)
-        final = steps[-1][1]
-    else:  # not a pipeline: nothing to share between rows
-        transformed, final = frame, model
+        return predict_preprocessed(model, model[:-1].transform(frame), n)
+    return _final_scores(model, model, frame, n)  # not a pipeline: nothing to share between rows
+
+
+def predict_preprocessed(model: Any, transformed: Any, n: int) -> Scores:
+    """Score *n* rows already through *model*'s preprocessing (all steps but the last)."""
+    return _final_scores(model, model.steps[-1][1], transformed, n)
+
+
+def _final_scores(model: Any, final: Any, transformed: Any, n: int) -> Scores:
+    import sklearn
+
     has_proba = hasattr(final, "predict_proba") and hasattr(final, "classes_")
     if row_invariant(final):
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):

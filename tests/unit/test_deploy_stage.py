@@ -289,3 +289,62 @@ def test_batched_scores_equal_one_row_predictions_bit_for_bit(
     one_by_one = [model.predict_proba(frame.iloc[[i]])[0].tolist() for i in range(len(frame))]
     assert scores.probabilities == one_by_one
     assert scores.predictions == [model.predict(frame.iloc[[i]])[0] for i in range(len(frame))]
+
+
+@pytest.mark.parametrize(
+    "preprocessing",
+    [
+        {"numeric": "standard", "categorical": "onehot", "impute": "median"},
+        {"numeric": "minmax", "categorical": "ordinal", "impute": "mean"},
+        {"numeric": "robust", "categorical": "onehot", "impute": "most_frequent"},
+    ],
+)
+def test_the_fast_preprocessing_equals_scikit_learn_bit_for_bit(
+    preprocessing: dict[str, str], tmp_path: Path
+) -> None:
+    from mlopsctl.stages.fastprep import compile_preprocessing
+
+    uc = usecase(
+        {"target": "none"},
+        model={
+            "estimator": "sklearn.linear_model.LogisticRegression",
+            "params": {"max_iter": 500},
+            "preprocessing": preprocessing,
+        },
+    )
+    ctx = trained(tmp_path, uc)
+    model = load_model(tmp_path / ctx.paths.model)
+    sig = Signature.load(tmp_path / ctx.paths.signature)
+    fast = compile_preprocessing(model, sig)
+    assert fast is not None
+    rows = visits(250, seed=11)
+    rows.loc[5, "device"] = "smart-tv"  # unseen: the encoder ignores or encodes it
+    rows.loc[6, "minutes"] = np.nan
+    columns = {n: [None if pd.isna(v) else v for v in rows[n]] for n in sig.names}
+    expected = model[:-1].transform(model_frame(sig, columns))
+    got = fast(columns, len(rows))
+    assert got.dtype == expected.dtype and np.array_equal(got, expected, equal_nan=True)
+
+
+def test_the_fast_preprocessing_refuses_what_it_does_not_know() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import PolynomialFeatures
+
+    from mlopsctl.stages.fastprep import compile_preprocessing
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [1.0, 4.0, 9.0, 16.0]})
+    model = Pipeline(
+        [
+            ("preprocess", ColumnTransformer([("numeric", PolynomialFeatures(), ["x"])])),
+            ("model", LinearRegression()),
+        ]
+    ).fit(frame[["x"]], frame["y"])
+    sig = Signature.from_json(
+        {
+            "problem": "regression",
+            "features": [{"name": "x", "kind": "numeric", "dtype": "float64", "nullable": False}],
+        }
+    )
+    assert compile_preprocessing(model, sig) is None
