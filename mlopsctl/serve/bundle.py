@@ -84,7 +84,8 @@ def load_bundle(path: Path, allowed_modules: tuple[str, ...] = ("sklearn",)) -> 
     except (ValueError, KeyError, TypeError) as exc:
         raise BundleError(f"the signature in {path} is not valid: {exc}") from exc
     try:
-        model = load_model(path / BUNDLE_MODEL, allowed_modules)
+        # (after the trusted-types change to modelio, also pass estimator=manifest["estimator"])
+        model = load_model(path / BUNDLE_MODEL, allowed_modules=allowed_modules)
     except MlopsctlError as exc:
         raise BundleError(exc.message) from exc
     return Bundle(
