@@ -401,3 +401,16 @@ def test_schemathesis_finds_no_server_error(server: Server, tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert client.get("/health").status_code == 200
+
+
+def test_serve_without_a_bundle_or_use_case_is_one_clear_error(tmp_path: Path) -> None:
+    from .conftest import make_project
+
+    root = make_project(tmp_path, "house-prices", remote=False)
+    res = mlopsctl(root, "serve", "house-prices")
+    assert res.returncode == 1
+    assert "no deployment bundle for 'house-prices'" in res.stderr
+    assert "deploy.target: rest" in res.stderr
+    res = mlopsctl(root, "serve", "house-price")
+    assert res.returncode == 1
+    assert "no use case 'house-price'" in res.stderr and "house-prices" in res.stderr
