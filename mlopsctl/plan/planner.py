@@ -112,6 +112,7 @@ class _Planning:
             reasons=tuple(reasons),
             restore=restore,
             conditional=conditional,
+            note=st.note,
         )
 
     def _own_reasons(self, st: Stage, locked: LockedStage | None) -> list[Reason]:

@@ -18,11 +18,6 @@ def not_acted_on(usecases: Iterable[UseCaseFile]) -> list[str]:
     for ucf in usecases:
         uc = ucf.spec
         where = ucf.path
-        if uc.deploy.target != "none":
-            out.append(
-                f"{where}: deploy.target: '{uc.deploy.target}' is not acted on yet by this "
-                "version of mlopsctl (no deploy stage runs)"
-            )
         if uc.monitoring is not None:
             out.append(
                 f"{where}: monitoring: not acted on yet by this version of mlopsctl "
