@@ -302,6 +302,8 @@ BUILTIN_OUTPUTS = (
     "artifacts/{name}/train.parquet",
     "artifacts/{name}/test.parquet",
     "artifacts/{name}/model.skops",
+    "artifacts/{name}/signature.json",
+    "artifacts/{name}/reference_profile.json",
     "artifacts/{name}/deploy",
     "reports/{name}",
 )
