@@ -23,13 +23,14 @@ from mlopsctl.cli.main import settings
 @click.pass_context
 def status(ctx: click.Context, fmt: str, as_json: bool, require_remote: bool) -> int:
     """Per use case: in sync, out of sync (and why), failing gate, never applied, not pushed."""
-    from mlopsctl.execute.remote import push_state
+    from mlopsctl.execute.remote import push_state, serving_state
     from mlopsctl.plan.api import plan_directory
     from mlopsctl.report.console import print_lines
     from mlopsctl.report.status_view import status_lines
 
     planned = plan_directory(settings(ctx).directory)
     statuses, note = push_state(planned)
+    statuses = serving_state(planned, statuses)
     if as_json or fmt == "json":
         click.echo(
             json.dumps([s.to_dict() for s in statuses], indent=2, sort_keys=True, default=str)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mlopsctl.errors import StateError
 from mlopsctl.plan.api import Planned
 from mlopsctl.plan.status import UseCaseStatus, usecase_status, with_push_state
@@ -28,3 +30,82 @@ def push_state(planned: Planned) -> tuple[list[UseCaseStatus], str]:
     except StateError as exc:
         return statuses, f"push state unknown: {exc.message}"
     return with_push_state(planned, statuses, missing), ""
+
+
+def serving_state(planned: Planned, statuses: list[UseCaseStatus]) -> list[UseCaseStatus]:
+    """*statuses* with, for each use case with a deploy target, what is deployed and served.
+
+    ``deployed``: the version in the bundle's manifest; ``model``: the version of the model
+    dvc.lock records now (they differ after a failed gate); for ``rest``, ``serving``: the
+    version a server at ``deploy.rest.host:port`` reports on ``/health`` (None: not running).
+    """
+    import hashlib
+    import json
+
+    from mlopsctl.compile.layout import BUNDLE_MANIFEST, UseCasePaths
+
+    root = planned.project.root
+    out = []
+    for s in statuses:
+        uc = planned.project.usecase(s.name).spec
+        if uc.deploy.target == "none":
+            out.append(s)
+            continue
+        paths = UseCasePaths(uc.name)
+        try:
+            manifest = json.loads((root / paths.bundle_file(BUNDLE_MANIFEST)).read_text("utf-8"))
+            deployed = str(manifest.get("version") or "") or None
+        except (OSError, ValueError, AttributeError):
+            deployed = None
+        try:
+            model: str | None = hashlib.sha256((root / paths.model).read_bytes()).hexdigest()[:12]
+        except OSError:
+            model = None
+        serving = None
+        if uc.deploy.target == "rest":
+            serving = _health_version(uc.deploy.rest.host, uc.deploy.rest.port)
+        out.append(
+            replace(
+                s,
+                deployment=_deployment_state(uc.deploy.target, s.gate, model, deployed, serving),
+                deployed_version=deployed,
+                serving_version=serving,
+            )
+        )
+    return out
+
+
+def _deployment_state(
+    target: str, gate: str, model: str | None, deployed: str | None, serving: str | None
+) -> str:
+    if deployed is None:
+        return "not deployed"
+    if gate == "failed" and model != deployed:
+        return (
+            f"gate failed, serving {deployed}"
+            if target == "batch" or serving
+            else (f"gate failed, deployed {deployed}, not running")
+        )
+    if target == "rest":
+        if serving is None:
+            return f"not running (deployed {deployed})"
+        if serving != deployed:
+            return f"out of sync: serving {serving}, deployed {deployed}"
+    if model is not None and model != deployed:
+        return f"out of sync: deployed {deployed}, model {model}"
+    return "in sync"
+
+
+def _health_version(host: str, port: int) -> str | None:
+    """The version a running `mlopsctl serve` reports, or None when nothing answers."""
+    import json
+    import urllib.request
+
+    address = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    try:
+        with urllib.request.urlopen(f"http://{address}:{port}/health", timeout=1.0) as resp:
+            body = json.loads(resp.read(65536).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    version = body.get("version") if isinstance(body, dict) else None
+    return str(version) if version else None

@@ -21,6 +21,10 @@ class UseCaseStatus:
     metrics: dict[str, Any] = field(default_factory=dict)
     # tracked files whose objects the DVC remote lacks; None when no remote was checked
     not_pushed: tuple[str, ...] | None = None
+    # deploy targets only: "in sync", "not running (...)", "gate failed, serving OLD", ...
+    deployment: str | None = None
+    deployed_version: str | None = None  # the bundle's manifest
+    serving_version: str | None = None  # what a running server reports on /health
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +34,9 @@ class UseCaseStatus:
             "reasons": list(self.reasons),
             "metrics": self.metrics,
             "not_pushed": None if self.not_pushed is None else list(self.not_pushed),
+            "deployment": self.deployment,
+            "deployed_version": self.deployed_version,
+            "serving_version": self.serving_version,
         }
 
 

@@ -28,6 +28,9 @@ def status_lines(statuses: Sequence[UseCaseStatus], remote_note: str = "") -> li
         line = f"{s.name.ljust(width)}  {s.state:<13}  gate {s.gate:<7}  {metrics}{pushed}"
         style = "red" if s.not_pushed else _STYLE.get(s.state, "")
         lines.append((style, line.rstrip()))
+        if s.deployment is not None:
+            style = "green" if s.deployment == "in sync" else "yellow"
+            lines.append((style, f"{' ' * width}    deploy: {s.deployment}"))
         lines += [("", f"{' ' * width}    {r}") for r in s.reasons]
         lines += [("", f"{' ' * width}    not on the remote: {p}") for p in s.not_pushed or ()]
     if remote_note:

@@ -49,8 +49,14 @@ def free_port() -> int:
 class Server:
     """`mlopsctl serve` in a subprocess; stopped (by its pid) at the end."""
 
-    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        root: Path,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        reload_interval: float = 0.2,
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root.parent / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(
@@ -63,7 +69,7 @@ class Server:
                 "--port",
                 str(self.port),
                 "--reload-interval",
-                "0.2",
+                str(reload_interval),
             ],
             cwd=root,
             env=env or ENV,
