@@ -22,6 +22,8 @@ ENV = {
 }
 ENV.pop("CI", None)
 BIN = Path(sys.executable).parent
+# dvc.yaml runs `mlopsctl run-stage ...`: `dvc repro` must find this environment's mlopsctl
+ENV["PATH"] = f"{BIN}{os.pathsep}{ENV.get('PATH', '')}"
 
 
 def run(
