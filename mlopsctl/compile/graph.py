@@ -25,6 +25,7 @@ KIND_DESCRIPTIONS = {
     "train": "fit the preprocessing and estimator",
     "evaluate": "score the model on the test set",
     "gate": "check the goal metrics (the quality gate)",
+    "deploy": "write the deployment bundle (and score the batch input)",
     "custom": "custom stage",
 }
 
@@ -46,6 +47,7 @@ class Stage:
     plots: tuple[str, ...] = ()  # plot files (cache: false)
     always_changed: bool = False
     env: Mapping[str, str] = field(default_factory=dict)  # library versions it depends on
+    note: str = ""  # shown after the plan's reasons, e.g. the deploy target "rest 127.0.0.1:8080"
 
     @property
     def id(self) -> str:
@@ -186,7 +188,7 @@ def compile_usecase(ucf: UseCaseFile) -> list[Stage]:
             file,
             params=present(*train_params),
             deps=deps("train", paths.train_set),
-            outs=(paths.model,),
+            outs=(paths.model, paths.signature),
             reports=(paths.training,),
             env=env,
         ),
@@ -212,6 +214,14 @@ def compile_usecase(ucf: UseCaseFile) -> list[Stage]:
             reports=(paths.gate,),
         ),
     ]
+    deploy = _deploy_stage(ucf, paths, present("deploy"), deps)
+    if deploy is not None:
+        built.append(deploy)
+        if any(cs.name == "deploy" for cs in uc.stages):
+            raise GraphError(
+                f"{file}: stages: a custom stage of '{uc.name}' is named 'deploy', which is the "
+                f"built-in deploy stage of target {uc.deploy.target}; rename it"
+            )
     for cs in uc.stages:
         built.append(
             Stage(
@@ -226,6 +236,55 @@ def compile_usecase(ucf: UseCaseFile) -> list[Stage]:
             )
         )
     return built
+
+
+def _deploy_stage(
+    ucf: UseCaseFile,
+    paths: UseCasePaths,
+    params: tuple[str, ...],
+    deps: Any,
+) -> Stage | None:
+    """The deploy stage (targets batch and rest), after the gate; its params are deploy.* only.
+
+    It depends on the gate's verdict, so a gate that did not pass blocks it and the previous
+    bundle stays in place; on the train and test sets only to record their hashes.
+    """
+    uc = ucf.spec
+    target = uc.deploy.target
+    if target not in ("batch", "rest"):
+        return None
+    own = [
+        paths.model,
+        paths.signature,
+        paths.training,
+        paths.metrics,
+        paths.gate,
+        paths.train_set,
+        paths.test_set,
+    ]
+    outs = [paths.bundle]
+    always_changed = False
+    if target == "batch" and uc.deploy.batch is not None:
+        batch = uc.deploy.batch
+        if batch.input.path is not None:
+            own.append(posixpath.normpath(batch.input.path))
+        always_changed = batch.input.format == "sql"  # cannot be hashed before it is read
+        outs.append(posixpath.normpath(batch.output))
+        note = f"batch -> {posixpath.normpath(batch.output)}"
+    else:
+        note = f"rest {uc.deploy.rest.host}:{uc.deploy.rest.port}"
+    return Stage(
+        uc.name,
+        "deploy",
+        "deploy",
+        f"mlopsctl run-stage {uc.name}/deploy",
+        ucf.path,
+        params=params,
+        deps=deps("deploy", *own),
+        outs=tuple(outs),
+        always_changed=always_changed,
+        note=note,
+    )
 
 
 def link(stages: list[Stage]) -> Graph:

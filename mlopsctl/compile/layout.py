@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: the files of a deployment bundle (``artifacts/<name>/deploy/``), by role
+BUNDLE_MODEL = "model.skops"
+BUNDLE_SIGNATURE = "signature.json"
+BUNDLE_MANIFEST = "manifest.json"  # written last: `serve` watches it to reload
+#: the training reference profile that monitoring compares live data with
+BUNDLE_PROFILE = "reference_profile.json"
+
 
 @dataclass(frozen=True)
 class UseCasePaths:
@@ -38,6 +45,20 @@ class UseCasePaths:
     def model(self) -> str:
         """The fitted scikit-learn pipeline, as a canonical (byte-reproducible) skops file."""
         return f"{self.artifacts}/model.skops"
+
+    @property
+    def signature(self) -> str:
+        """The model's input signature (features, dtypes, categories and ranges seen), by train."""
+        return f"{self.artifacts}/signature.json"
+
+    @property
+    def bundle(self) -> str:
+        """The deployment bundle (a directory, DVC-tracked): what `mlopsctl serve` reads."""
+        return f"{self.artifacts}/deploy"
+
+    def bundle_file(self, name: str) -> str:
+        """A file of the bundle: one of :data:`BUNDLE_FILES`."""
+        return f"{self.bundle}/{name}"
 
     @property
     def validation(self) -> str:

@@ -171,6 +171,8 @@ class Infra:
 class Rest:
     host: str = "127.0.0.1"
     port: int = 8080
+    max_body_mb: float = 1.0
+    token: str | None = None  # "${env:NAME}", resolved by `mlopsctl serve`
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ _MODULES = {
     "train": "mlopsctl.stages.train",
     "evaluate": "mlopsctl.stages.evaluate",
     "gate": "mlopsctl.stages.gate",
+    "deploy": "mlopsctl.stages.deploy",
 }
 
 

@@ -88,6 +88,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     if usecase.goal.problem != "regression":
         record["classes"] = jsonable(list(getattr(fitted, "classes_", [])))
     save_model(fitted, ctx.output(ctx.paths.model))
+    write_json(ctx.output(ctx.paths.signature), signature(usecase, features, x, fitted))
     write_json(ctx.output(ctx.paths.training), record)
     summary: dict[str, Any] = {"n_train": len(frame), "n_features": len(features.columns)}
     if tuning is not None:
@@ -239,6 +240,69 @@ def _quiet_n_jobs() -> Iterator[None]:
 
 
 # --- records ----------------------------------------------------------------------------------
+
+#: how the fitted encoder treats a category it did not see in training (sklearn's handle_unknown)
+_UNKNOWN = {
+    "ignore": "ignore",  # one-hot: all zeros
+    "infrequent_if_exist": "ignore",
+    "use_encoded_value": "encode",  # ordinal: a reserved code
+    "error": "error",
+}
+
+
+def signature(usecase: UseCase, features: FeatureSet, x: Any, fitted: Any) -> dict[str, Any]:
+    """The model's input signature: what batch scoring and `mlopsctl serve` check inputs against.
+
+    Per feature: name, kind, dtype, whether missing values are accepted, how many were seen,
+    the numeric range or the categories seen in training, and what the encoder does with a
+    category it never saw.
+    """
+    import pandas as pd
+
+    imputes = usecase.model.preprocessing.impute != "none"
+    unknown = _unknown_policy(fitted)
+    columns: list[dict[str, Any]] = []
+    for name in features.columns:
+        col = x[name]
+        missing = int(col.isna().sum())
+        entry: dict[str, Any] = {
+            "name": name,
+            "dtype": str(col.dtype),
+            "missing_seen": missing,
+            "nullable": imputes or missing > 0,
+        }
+        if name in features.numeric:
+            values = pd.to_numeric(col, errors="coerce").dropna()
+            entry["kind"] = "numeric"
+            entry["integer"] = bool(pd.api.types.is_integer_dtype(col.dtype))
+            entry["min"] = jsonable(values.min()) if len(values) else None
+            entry["max"] = jsonable(values.max()) if len(values) else None
+        else:
+            seen = [jsonable(v) for v in col.dropna().unique().tolist()]
+            entry["kind"] = "categorical"
+            entry["categories"] = sorted(seen, key=lambda v: (type(v).__name__, v))
+            entry["unknown"] = unknown
+        columns.append(entry)
+    out: dict[str, Any] = {
+        "format_version": 1,
+        "problem": usecase.goal.problem,
+        "target": usecase.goal.target,
+        "features": columns,
+    }
+    if usecase.goal.problem != "regression":
+        out["classes"] = jsonable(list(getattr(fitted, "classes_", [])))
+    return out
+
+
+def _unknown_policy(fitted: Any) -> str:
+    """What the fitted pipeline's categorical encoder does with an unseen category."""
+    preprocess = getattr(fitted, "named_steps", {}).get("preprocess")
+    for name, transformer, _cols in getattr(preprocess, "transformers_", []):
+        if name != "categorical":
+            continue
+        encoder = getattr(transformer, "named_steps", {}).get("encode", transformer)
+        return _UNKNOWN.get(str(getattr(encoder, "handle_unknown", "error")), "error")
+    return "error"
 
 
 def _param_value(value: Any) -> Any:
