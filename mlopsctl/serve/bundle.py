@@ -84,7 +84,9 @@ def load_bundle(path: Path, allowed_modules: tuple[str, ...] = ("sklearn",)) -> 
     except (ValueError, KeyError, TypeError) as exc:
         raise BundleError(f"the signature in {path} is not valid: {exc}") from exc
     try:
-        model = load_model(path / BUNDLE_MODEL, allowed_modules)
+        # the estimator class is trusted only when its module is allowed, whoever names it
+        estimator = str(manifest.get("estimator") or "")
+        model = load_model(path / BUNDLE_MODEL, estimator, allowed_modules)
     except MlopsctlError as exc:
         raise BundleError(exc.message) from exc
     return Bundle(

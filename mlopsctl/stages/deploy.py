@@ -53,7 +53,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
     model_bytes = _read_bytes(ctx, paths.model)
     version = model_version(model_bytes)
     # load it as `serve` will: a bundle that cannot be loaded is never published
-    model = load_model(ctx.input(paths.model), ctx.allowed_estimator_modules)
+    model = load_model(
+        ctx.input(paths.model), ctx.usecase.model.estimator, ctx.allowed_estimator_modules
+    )
     signature = Signature.load(ctx.input(paths.signature))
 
     bundle = paths.bundle
