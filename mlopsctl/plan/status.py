@@ -10,6 +10,7 @@ from typing import Any
 from mlopsctl.compile.layout import UseCasePaths
 from mlopsctl.plan.api import Planned
 from mlopsctl.plan.model import Action
+from mlopsctl.plan.monitoring import last_verdict, read_breach
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class UseCaseStatus:
     metrics: dict[str, Any] = field(default_factory=dict)
     # tracked files whose objects the DVC remote lacks; None when no remote was checked
     not_pushed: tuple[str, ...] | None = None
+    # the last committed monitoring verdict: "ok", "breach", or None (never monitored)
+    monitoring: str | None = None
+    monitoring_reasons: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +34,7 @@ class UseCaseStatus:
             "reasons": list(self.reasons),
             "metrics": self.metrics,
             "not_pushed": None if self.not_pushed is None else list(self.not_pushed),
+            "monitoring": self.monitoring,
         }
 
 
@@ -83,7 +88,19 @@ def usecase_status(planned: Planned) -> list[UseCaseStatus]:
             reasons += [
                 f"{s.name}: {s.reasons[0].message}" for s in pending if s.reasons and s.stale
             ] or [f"{len(pending)} stage(s) to apply"]
-        out.append(UseCaseStatus(uc.name, state, gate, tuple(reasons), metrics))
+        paths = UseCasePaths(uc.name)
+        breach = read_breach(root, paths)
+        out.append(
+            UseCaseStatus(
+                uc.name,
+                state,
+                gate,
+                tuple(reasons),
+                metrics,
+                monitoring=last_verdict(root, paths),
+                monitoring_reasons=breach.reasons if breach else (),
+            )
+        )
     return out
 
 

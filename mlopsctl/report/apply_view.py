@@ -79,6 +79,9 @@ def make_reporter(quiet: bool = False) -> PlainReporter:
 def _line(o: Outcome) -> str:
     secs = f" ({o.seconds:.1f}s)" if o.seconds >= 0.05 else ""
     head = f"{o.stage_id}: {o.status}{secs}"
+    alert = o.summary.get("alert") if isinstance(o.summary, dict) else None
+    if alert and not o.message:  # a stage that passed but has news: a monitoring breach
+        head += f": {alert}"
     if o.message:
         lines = o.message.splitlines()
         head += f": {lines[0]}"

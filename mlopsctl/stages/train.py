@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlopsctl.errors import StageFailedError
 from mlopsctl.spec.model import Model, UseCase
-from mlopsctl.stages.base import StageContext, write_json
+from mlopsctl.stages.base import StageContext, atomic_write_bytes, write_json
 from mlopsctl.stages.frames import FeatureSet, jsonable, read_parquet, select_features
 from mlopsctl.stages.modelio import import_estimator, save_model
 
@@ -87,8 +87,15 @@ def run(ctx: StageContext) -> dict[str, Any]:
     }
     if usecase.goal.problem != "regression":
         record["classes"] = jsonable(list(getattr(fitted, "classes_", [])))
+    handled = handled_breach(ctx)
+    if handled is not None:
+        record["monitoring_breach"] = handled
     save_model(fitted, ctx.output(ctx.paths.model))
     write_json(ctx.output(ctx.paths.signature), signature(usecase, features, x, fitted))
+    atomic_write_bytes(
+        ctx.output(ctx.paths.reference_profile),
+        reference_profile(usecase, features, frame, fitted).encode("utf-8"),
+    )
     write_json(ctx.output(ctx.paths.training), record)
     summary: dict[str, Any] = {"n_train": len(frame), "n_features": len(features.columns)}
     if tuning is not None:
@@ -292,6 +299,35 @@ def signature(usecase: UseCase, features: FeatureSet, x: Any, fitted: Any) -> di
     if usecase.goal.problem != "regression":
         out["classes"] = jsonable(list(getattr(fitted, "classes_", [])))
     return out
+
+
+def reference_profile(usecase: UseCase, features: FeatureSet, frame: Any, fitted: Any) -> str:
+    """The monitoring reference profile (JSON text) of the training frame: the features as train
+    used them, the fitted model's predictions on them and the target."""
+    from mlopsctl.monitor import profile
+
+    x = frame[features.columns]
+    proba = fitted.predict_proba(x) if hasattr(fitted, "predict_proba") else None
+    scores = profile.prediction_values(fitted.predict(x), proba, usecase.goal.problem)
+    built = profile.build_profile(
+        frame, list(features.numeric), list(features.categorical), scores, usecase.goal.target
+    )
+    return profile.dumps(built)
+
+
+def handled_breach(ctx: StageContext) -> str | None:
+    """The id of the recorded monitoring breach this training answers (``on_breach: retrain``).
+
+    The planner schedules train while the committed breach record's id differs from the one
+    training.json carries; recording it here is what marks the breach as handled, even when
+    retraining on the same data gives the same model.
+    """
+    from mlopsctl.plan.monitoring import read_breach
+
+    # recorded whatever monitoring.on_breach says, so that train never reads (nor re-runs for)
+    # that key
+    breach = read_breach(ctx.root, ctx.paths)
+    return breach.id if breach is not None else None
 
 
 def _unknown_policy(fitted: Any) -> str:
