@@ -43,6 +43,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
     frame = read_parquet(ctx, ctx.paths.train_set, "the training set")
     features = select_features(usecase, frame)
     target = usecase.goal.target
+    n_current = 0
+    if usecase.monitoring is not None and usecase.monitoring.retrain_with_current:
+        frame, n_current = with_current_batch(ctx, frame, [*features.columns, target])
     x, y = frame[features.columns], frame[target]
     if y.isna().any():
         raise StageFailedError(
@@ -85,6 +88,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "tuning": tuning,
         "versions": library_versions(),
     }
+    if n_current:
+        record["n_current"] = n_current  # rows of the current batch among n_train
     if usecase.goal.problem != "regression":
         record["classes"] = jsonable(list(getattr(fitted, "classes_", [])))
     handled = handled_breach(ctx)
@@ -101,6 +106,27 @@ def run(ctx: StageContext) -> dict[str, Any]:
     if tuning is not None:
         summary["best_params"] = tuning["best_params"]
     return summary
+
+
+def with_current_batch(ctx: StageContext, frame: Any, columns: list[str]) -> tuple[Any, int]:
+    """The training set plus the current monitoring batch (``retrain_with_current: true``):
+    *columns* of both, the batch's rows appended; and the number of batch rows."""
+    import pandas as pd
+
+    from mlopsctl.stages.ingest import read_source
+
+    mon = ctx.usecase.monitoring
+    assert mon is not None
+    current = read_source(ctx, "monitoring.current", mon.current)
+    missing = [c for c in columns if c not in current.columns]
+    if missing:
+        raise StageFailedError(
+            "monitoring.retrain_with_current: the current batch lacks "
+            + ", ".join(repr(c) for c in missing)
+            + " (it needs every feature and the target to be trained on)"
+        )
+    combined = pd.concat([frame[columns], current[columns]], ignore_index=True)
+    return combined, len(current)
 
 
 # --- the estimator ----------------------------------------------------------------------------

@@ -172,6 +172,24 @@ def test_monitor_data_with_problems_exits_3_without_traceback(
     assert text.returncode == 3 and "missing column: mean texture" in text.stdout
 
 
+def test_retrain_with_current_trains_on_the_batch_too(applied: Callable[[str], Path]) -> None:
+    root = applied(NAME)
+    before = json.loads((root / f"reports/{NAME}/training.json").read_text("utf-8"))
+    add_monitoring(root, "retrain", extra="  retrain_with_current: true\n")
+    commit_batch(root, drifted=False)
+    plan = plan_json(root)
+    train = next(s for s in plan["stages"] if s["id"] == f"{NAME}/train")
+    assert train["action"] == "run"
+    assert "data/current.csv" in {r["path"] for r in train["reasons"]}
+    mlopsctl(root, "apply", check=True)
+    training = json.loads((root / f"reports/{NAME}/training.json").read_text("utf-8"))
+    assert training["n_current"] == 200
+    assert training["n_train"] == before["n_train"] + 200
+    # a new batch re-trains (the batch is a dependency of train now)
+    commit_batch(root, drifted=True, message="next batch")
+    assert f"{NAME}/train" in to_run(plan_json(root))
+
+
 def _status_of(status: Any) -> dict[str, Any]:
     return next(u for u in status if u["usecase"] == NAME)
 
