@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import dvc, git, mlopsctl, plan_json, to_run
+from .conftest import dvc, git, make_project, mlopsctl, plan_json, to_run
+from .test_deploy import set_model
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +151,6 @@ def test_monitor_data_with_problems_exits_3_without_traceback(
 ) -> None:
     root = monitored(applied, "alert", drifted=False)
     frame = batch(drifted=False).drop(columns=["mean texture"])
-    frame["mean radius"] = frame["mean radius"].astype(object)
     frame.iloc[:60, frame.columns.get_loc("mean smoothness")] = None  # 30 % missing
     frame["region"] = "north"  # a column the model never saw
     bad = root / "bad.csv"
@@ -188,6 +188,52 @@ def test_retrain_with_current_trains_on_the_batch_too(applied: Callable[[str], P
     # a new batch re-trains (the batch is a dependency of train now)
     commit_batch(root, drifted=True, message="next batch")
     assert f"{NAME}/train" in to_run(plan_json(root))
+
+
+def test_monitor_reports_an_unseen_category_missing_column_and_missing_values(
+    tmp_path: Path,
+) -> None:
+    """The house-prices example has categorical features: a batch with a category the model
+    never saw, a missing column and 30 % missing values is reported problem by problem."""
+    import pandas as pd
+
+    root = make_project(tmp_path, "house-prices", remote=False)
+    set_model(root, 1.0)
+    (root / "usecases/house-prices.yaml").write_text(
+        (root / "usecases/house-prices.yaml").read_text("utf-8")
+        + "\nmonitoring:\n  current: {format: csv, path: data/houses.csv}\n"
+        "  data_quality: {max_missing: 0.1}\n",
+        "utf-8",
+    )
+    git(root, "commit", "-q", "-am", "monitor the training data itself")
+    mlopsctl(root, "apply", check=True)
+    assert mlopsctl(root, "monitor", "-u", "house-prices").returncode == 0
+    frame = pd.read_csv(root / "data/houses.csv").head(300).drop(columns=["rooms"])
+    frame.loc[:9, "neighbourhood"] = "atlantis"
+    frame.loc[100:189, "area_m2"] = None  # 30 %
+    frame.to_csv(root / "bad.csv", index=False)
+    proc = mlopsctl(root, "monitor", "-u", "house-prices", "--data", "bad.csv", "--format", "json")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    results = json.loads(proc.stdout)
+    _validate(results)
+    problems = results[0]["problems"]
+    assert "missing column: rooms" in problems
+    assert any(p.startswith("unseen category: neighbourhood: 'atlantis'") for p in problems)
+    assert any(p.startswith("too many missing values: area_m2: 30.0%") for p in problems)
+
+
+def test_monitor_before_any_apply_is_one_clear_error(tmp_path: Path) -> None:
+    root = make_project(tmp_path, NAME, remote=False)
+    add_monitoring(root, "alert")
+    (root / "data").mkdir()
+    batch(drifted=False).to_csv(root / "data/current.csv", index=False)
+    proc = mlopsctl(root, "monitor")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "reference_profile.json does not exist" in proc.stderr
+    missing = mlopsctl(root, "monitor", "--data", "nope.csv")
+    assert missing.returncode == 1 and "nope.csv does not exist" in missing.stderr
 
 
 def _status_of(status: Any) -> dict[str, Any]:
