@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import dvc, git, make_project, mlopsctl, plan_json, to_run
+from .conftest import dvc, dvc_stale, git, make_project, mlopsctl, plan_json, to_run
 from .test_deploy import set_model
 
 pytestmark = pytest.mark.slow
@@ -77,6 +77,7 @@ def test_undrifted_batch_passes_and_reports_land(applied: Callable[[str], Path])
     tracked = git(root, "ls-files", REPORTS).split()
     assert f"{REPORTS}/monitoring.json" in tracked and f"{REPORTS}/breach.json" in tracked
     assert git(root, "status", "--porcelain").strip() == ""
+    assert dvc_stale(root) == set()  # DVC agrees: dvc.yaml's monitor stage is recorded
     check = mlopsctl(root, "monitor")
     assert check.returncode == 0, check.stdout + check.stderr
     assert to_run(plan_json(root)) == {}
