@@ -53,9 +53,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         batch = read_source(ctx, "monitoring.current", mon.current)
         batch_id = ""
     try:
-        result = check_usecase(
-            ctx.root, usecase, batch, ctx.allowed_estimator_modules, ctx.paths, n_jobs=ctx.n_jobs
-        )
+        result = check_usecase(ctx.root, usecase, batch, ctx.allowed_estimator_modules, ctx.paths)
     except MlopsctlError as exc:
         if isinstance(exc, StageFailedError):
             raise
@@ -100,8 +98,6 @@ def check_usecase(
     batch: Any,
     allowed_modules: tuple[str, ...],
     paths: UseCasePaths | None = None,
-    *,
-    n_jobs: int = 1,
 ) -> MonitorResult:
     """Check *batch* (a path or a frame) against the use case's reference profile and model."""
     from mlopsctl.monitor import check, profile
