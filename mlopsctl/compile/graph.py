@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlopsctl.compile.environment import environment
-from mlopsctl.compile.layout import UseCasePaths
+from mlopsctl.compile.layout import MONITORING_BREACH, MONITORING_FILES, UseCasePaths
 from mlopsctl.compile.shell import shell_command
 from mlopsctl.errors import MlopsctlError
 from mlopsctl.spec.model import Project, UseCase, UseCaseFile
@@ -27,6 +27,7 @@ KIND_DESCRIPTIONS = {
     "evaluate": "score the model on the test set",
     "gate": "check the goal metrics (the quality gate)",
     "deploy": "write the deployment bundle (and score the batch input)",
+    "monitor": "check the current batch against the training reference (drift, quality)",
     "custom": "custom stage",
 }
 
@@ -147,6 +148,13 @@ def compile_usecase(ucf: UseCaseFile) -> list[Stage]:
     ]
     if uc.model.tuning is not None and uc.model.tuning.scoring is None:
         train_params.append("goal.primary_metric")  # the default scoring is the primary metric
+    train_deps = [paths.train_set]
+    current = _current_path(uc)
+    if uc.monitoring is not None and uc.monitoring.retrain_with_current:
+        # train on the training set plus the current batch: it reads both keys then
+        train_params += ["monitoring.current", "monitoring.retrain_with_current"]
+        if current is not None:
+            train_deps.append(current)
     env = environment()
     env_arg = " --env '" + " ".join(f"{k}={v}" for k, v in sorted(env.items())) + "'"
 
@@ -189,8 +197,8 @@ def compile_usecase(ucf: UseCaseFile) -> list[Stage]:
             cmd("train", env_arg),
             file,
             params=present(*train_params),
-            deps=deps("train", paths.train_set),
-            outs=(paths.model, paths.signature),
+            deps=deps("train", *train_deps),
+            outs=(paths.model, paths.signature, paths.reference_profile),
             reports=(paths.training,),
             env=env,
         ),
@@ -224,6 +232,31 @@ def compile_usecase(ucf: UseCaseFile) -> list[Stage]:
                 f"{file}: stages: a custom stage of '{uc.name}' is named 'deploy', which is the "
                 f"built-in deploy stage of target {uc.deploy.target}; rename it"
             )
+    if uc.monitoring is not None:
+        if any(cs.name == "monitor" for cs in uc.stages):
+            raise GraphError(
+                f"{file}: stages: a custom stage of '{uc.name}' is named 'monitor', which is the "
+                "built-in monitor stage (monitoring: is set); rename it"
+            )
+        built.append(
+            Stage(
+                uc.name,
+                "monitor",
+                "monitor",
+                cmd("monitor"),
+                file,
+                params=present("monitoring"),
+                deps=deps(
+                    "monitor",
+                    *((current,) if current else ()),
+                    paths.model,
+                    paths.reference_profile,
+                ),
+                reports=tuple(
+                    paths.monitoring_file(n) for n in (*MONITORING_FILES, MONITORING_BREACH)
+                ),
+            )
+        )
     for cs in uc.stages:
         built.append(
             Stage(
@@ -239,6 +272,13 @@ def compile_usecase(ucf: UseCaseFile) -> list[Stage]:
             )
         )
     return built
+
+
+def _current_path(uc: UseCase) -> str | None:
+    """The monitoring batch's file (monitoring.current.path), normalised, or None."""
+    if uc.monitoring is None or uc.monitoring.current.path is None:
+        return None
+    return posixpath.normpath(uc.monitoring.current.path)
 
 
 def _deploy_stage(
@@ -259,6 +299,7 @@ def _deploy_stage(
     own = [
         paths.model,
         paths.signature,
+        paths.reference_profile,
         paths.training,
         paths.metrics,
         paths.gate,

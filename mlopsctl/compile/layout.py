@@ -14,6 +14,10 @@ BUNDLE_SIGNATURE = "signature.json"
 BUNDLE_MANIFEST = "manifest.json"  # written last: `serve` watches it to reload
 #: the training reference profile that monitoring compares live data with
 BUNDLE_PROFILE = "reference_profile.json"
+#: the files of ``reports/<name>/monitoring/``: render.write_reports' three, and the breach record
+#: that the planner reads for ``on_breach: retrain`` (plain JSON, no pandas on the plan path)
+MONITORING_FILES = ("monitoring.json", "report.html", "report.md")
+MONITORING_BREACH = "breach.json"
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,11 @@ class UseCasePaths:
         return f"{self.artifacts}/signature.json"
 
     @property
+    def reference_profile(self) -> str:
+        """The monitoring reference profile of the training data (mlopsctl/monitor/profile.py)."""
+        return f"{self.artifacts}/reference_profile.json"
+
+    @property
     def bundle(self) -> str:
         """The deployment bundle (a directory, DVC-tracked): what `mlopsctl serve` reads."""
         return f"{self.artifacts}/deploy"
@@ -88,6 +97,14 @@ class UseCasePaths:
         else:
             names = ("confusion.json", "confusion.png")
         return tuple(f"{self.plots}/{n}" for n in names)
+
+    @property
+    def monitoring(self) -> str:
+        """The monitor stage's reports (JSON, HTML, markdown), committed to git."""
+        return f"{self.reports}/monitoring"
+
+    def monitoring_file(self, name: str) -> str:
+        return f"{self.monitoring}/{name}"
 
     @property
     def gate(self) -> str:

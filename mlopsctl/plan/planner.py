@@ -17,9 +17,11 @@ from typing import Any
 from mlopsctl import __version__
 from mlopsctl.compile.environment import environment, parse_env_arg
 from mlopsctl.compile.graph import Graph, Stage, get_key
+from mlopsctl.compile.layout import MONITORING_BREACH, UseCasePaths
 from mlopsctl.plan import runcache
 from mlopsctl.plan.hashing import HashCache
 from mlopsctl.plan.model import Action, Plan, PlanInputs, Reason, SourcePlan, StagePlan
+from mlopsctl.plan.monitoring import pending_retrain
 from mlopsctl.plan.state import AppliedState, LockedStage
 from mlopsctl.spec.model import Project
 
@@ -74,6 +76,7 @@ class _Planning:
         hashes: HashCache,
         force: bool,
     ) -> None:
+        self.project = project
         self.root = project.root
         self.state = state
         self.hashes = hashes
@@ -128,6 +131,8 @@ class _Planning:
         else:
             reasons.extend(_cmd_reasons(st, locked))
             reasons.extend(_param_reasons(st, locked, self.documents[st.params_file]))
+        if st.kind == "train":
+            reasons.extend(_breach_reasons(self.project, st))
         if st.always_changed:
             reasons.append(
                 Reason("always-changed", "always runs (its source cannot be hashed before reading)")
@@ -347,7 +352,7 @@ def _decide(
     if any(r.kind in ("dep-missing", "upstream-blocked") for r in acting):
         return Action.BLOCKED, {}
     kinds = {r.kind for r in acting}
-    if "forced" in kinds or "always-changed" in kinds:
+    if kinds & {"forced", "always-changed", "monitoring-breach"}:
         return Action.RUN, {}
     # Only outputs are off: bring back what dvc.lock recorded, from the cache.
     if locked is not None and kinds <= {"out-missing", "out-modified"}:
@@ -371,6 +376,20 @@ def stage_fingerprint(
     return runcache.fingerprint(
         st.cmd, {k: v or "" for k, v in deps.items()}, params, list(st.all_outs)
     )
+
+
+def _breach_reasons(project: Project, st: Stage) -> list[Reason]:
+    """Retrain for a monitoring breach recorded with ``on_breach: retrain`` and not yet answered
+    by a training (plan/monitoring.py)."""
+    mon = project.usecase(st.usecase).spec.monitoring
+    if mon is None or mon.on_breach != "retrain":
+        return []
+    paths = UseCasePaths(st.usecase)
+    breach = pending_retrain(project.root, paths)
+    if breach is None:
+        return []
+    where = paths.monitoring_file(MONITORING_BREACH)
+    return [Reason("monitoring-breach", breach.summary, where, None, breach.id[:7])]
 
 
 def _cmd_reasons(st: Stage, locked: LockedStage) -> list[Reason]:

@@ -10,6 +10,7 @@ from typing import Any
 from mlopsctl.compile.layout import UseCasePaths
 from mlopsctl.plan.api import Planned
 from mlopsctl.plan.model import Action
+from mlopsctl.plan.monitoring import last_verdict, read_breach
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class UseCaseStatus:
     deployment: str | None = None
     deployed_version: str | None = None  # the bundle's manifest
     serving_version: str | None = None  # what a running server reports on /health
+    # the last committed monitoring verdict: "ok", "breach", or None (never monitored)
+    monitoring: str | None = None
+    monitoring_reasons: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +41,7 @@ class UseCaseStatus:
             "deployment": self.deployment,
             "deployed_version": self.deployed_version,
             "serving_version": self.serving_version,
+            "monitoring": self.monitoring,
         }
 
 
@@ -90,7 +95,19 @@ def usecase_status(planned: Planned) -> list[UseCaseStatus]:
             reasons += [
                 f"{s.name}: {s.reasons[0].message}" for s in pending if s.reasons and s.stale
             ] or [f"{len(pending)} stage(s) to apply"]
-        out.append(UseCaseStatus(uc.name, state, gate, tuple(reasons), metrics))
+        paths = UseCasePaths(uc.name)
+        breach = read_breach(root, paths)
+        out.append(
+            UseCaseStatus(
+                uc.name,
+                state,
+                gate,
+                tuple(reasons),
+                metrics,
+                monitoring=last_verdict(root, paths),
+                monitoring_reasons=breach.reasons if breach else (),
+            )
+        )
     return out
 
 

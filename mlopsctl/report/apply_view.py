@@ -86,6 +86,9 @@ def _line(o: Outcome) -> str:
         head = f"{o.stage_id}: {o.status} {first}{secs}"
     else:
         head = f"{o.stage_id}: {o.status}{secs}" + (f": {first}" if first else "")
+        alert = o.summary.get("alert") if isinstance(o.summary, dict) else None
+        if alert and not first:  # a stage that passed but has news: a monitoring breach
+            head += f": {alert}"
     return head + "".join(f"\n    {line}" for line in rest)
 
 

@@ -25,13 +25,19 @@ def status_lines(statuses: Sequence[UseCaseStatus], remote_note: str = "") -> li
         pushed = ""
         if s.not_pushed:
             pushed = f"  not pushed: {len(s.not_pushed)} object(s)"
-        line = f"{s.name.ljust(width)}  {s.state:<13}  gate {s.gate:<7}  {metrics}{pushed}"
+        monitored = f"  monitoring {s.monitoring}" if s.monitoring else ""
+        line = (
+            f"{s.name.ljust(width)}  {s.state:<13}  gate {s.gate:<7}  {metrics}{monitored}{pushed}"
+        )
         style = "red" if s.not_pushed else _STYLE.get(s.state, "")
+        if s.monitoring == "breach" and style == "green":
+            style = "yellow"
         lines.append((style, line.rstrip()))
         if s.deployment is not None:
             style = "green" if s.deployment == "in sync" else "yellow"
             lines.append((style, f"{' ' * width}    deploy: {s.deployment}"))
         lines += [("", f"{' ' * width}    {r}") for r in s.reasons]
+        lines += [("", f"{' ' * width}    monitoring: {r}") for r in s.monitoring_reasons]
         lines += [("", f"{' ' * width}    not on the remote: {p}") for p in s.not_pushed or ()]
     if remote_note:
         lines.append(("yellow", remote_note))

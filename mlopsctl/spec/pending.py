@@ -1,7 +1,7 @@
 """Spec keys that validate but that this version does not act on yet: warned, never ignored.
 
 SPEC promises every key; a key whose feature has not landed must not pass silently, or a user
-who writes ``deploy: {target: rest}`` believes a service runs. `validate` and `plan` print these
+who writes ``infra.executor: dask`` believes a cluster runs. `validate` and `plan` print these
 as warnings; each entry goes when its feature lands.
 """
 
@@ -18,11 +18,6 @@ def not_acted_on(usecases: Iterable[UseCaseFile]) -> list[str]:
     for ucf in usecases:
         uc = ucf.spec
         where = ucf.path
-        if uc.monitoring is not None:
-            out.append(
-                f"{where}: monitoring: not acted on yet by this version of mlopsctl "
-                "(no monitor stage runs)"
-            )
         if uc.infra.executor == "dask":
             out.append(
                 f"{where}: infra.executor: 'dask' is not available yet in this version of "

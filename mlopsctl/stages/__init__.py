@@ -22,6 +22,7 @@ _MODULES = {
     "evaluate": "mlopsctl.stages.evaluate",
     "gate": "mlopsctl.stages.gate",
     "deploy": "mlopsctl.stages.deploy",
+    "monitor": "mlopsctl.stages.monitor",
 }
 
 

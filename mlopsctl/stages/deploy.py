@@ -27,6 +27,7 @@ from mlopsctl import __version__
 from mlopsctl.compile.layout import (
     BUNDLE_MANIFEST,
     BUNDLE_MODEL,
+    BUNDLE_PROFILE,
     BUNDLE_SIGNATURE,
 )
 from mlopsctl.errors import StageFailedError
@@ -65,10 +66,11 @@ def run(ctx: StageContext) -> dict[str, Any]:
     atomic_write_bytes(
         ctx.output(posixpath.join(bundle, BUNDLE_SIGNATURE)), _read_bytes(ctx, paths.signature)
     )
-    # REFERENCE PROFILE (to be wired in): copy the training reference profile that train writes
-    # for monitoring (mlopsctl/monitor/profile.py) to posixpath.join(bundle, BUNDLE_PROFILE)
-    # here, and add its path to the deploy stage's deps in compile/graph.py (_deploy_stage).
-    # No placeholder is written: the manifest's "files" lists what the bundle really holds.
+    # the training reference profile (train writes it), for monitoring the deployed model
+    atomic_write_bytes(
+        ctx.output(posixpath.join(bundle, BUNDLE_PROFILE)),
+        _read_bytes(ctx, paths.reference_profile),
+    )
 
     summary: dict[str, Any] = {"version": version, "target": ctx.usecase.deploy.target}
     if ctx.usecase.deploy.target == "batch":

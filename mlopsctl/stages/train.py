@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlopsctl.errors import StageFailedError
 from mlopsctl.spec.model import Model, UseCase
-from mlopsctl.stages.base import StageContext, write_json
+from mlopsctl.stages.base import StageContext, atomic_write_bytes, write_json
 from mlopsctl.stages.frames import FeatureSet, jsonable, read_parquet, select_features
 from mlopsctl.stages.modelio import import_estimator, save_model
 
@@ -43,6 +43,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
     frame = read_parquet(ctx, ctx.paths.train_set, "the training set")
     features = select_features(usecase, frame)
     target = usecase.goal.target
+    n_current = 0
+    if usecase.monitoring is not None and usecase.monitoring.retrain_with_current:
+        frame, n_current = with_current_batch(ctx, frame, [*features.columns, target])
     x, y = frame[features.columns], frame[target]
     if y.isna().any():
         raise StageFailedError(
@@ -85,15 +88,45 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "tuning": tuning,
         "versions": library_versions(),
     }
+    if n_current:
+        record["n_current"] = n_current  # rows of the current batch among n_train
     if usecase.goal.problem != "regression":
         record["classes"] = jsonable(list(getattr(fitted, "classes_", [])))
+    handled = handled_breach(ctx)
+    if handled is not None:
+        record["monitoring_breach"] = handled
     save_model(fitted, ctx.output(ctx.paths.model))
     write_json(ctx.output(ctx.paths.signature), signature(usecase, features, x, fitted))
+    atomic_write_bytes(
+        ctx.output(ctx.paths.reference_profile),
+        reference_profile(usecase, features, frame, fitted).encode("utf-8"),
+    )
     write_json(ctx.output(ctx.paths.training), record)
     summary: dict[str, Any] = {"n_train": len(frame), "n_features": len(features.columns)}
     if tuning is not None:
         summary["best_params"] = tuning["best_params"]
     return summary
+
+
+def with_current_batch(ctx: StageContext, frame: Any, columns: list[str]) -> tuple[Any, int]:
+    """The training set plus the current monitoring batch (``retrain_with_current: true``):
+    *columns* of both, the batch's rows appended; and the number of batch rows."""
+    import pandas as pd
+
+    from mlopsctl.stages.ingest import read_source
+
+    mon = ctx.usecase.monitoring
+    assert mon is not None
+    current = read_source(ctx, "monitoring.current", mon.current)
+    missing = [c for c in columns if c not in current.columns]
+    if missing:
+        raise StageFailedError(
+            "monitoring.retrain_with_current: the current batch lacks "
+            + ", ".join(repr(c) for c in missing)
+            + " (it needs every feature and the target to be trained on)"
+        )
+    combined = pd.concat([frame[columns], current[columns]], ignore_index=True)
+    return combined, len(current)
 
 
 # --- the estimator ----------------------------------------------------------------------------
@@ -292,6 +325,35 @@ def signature(usecase: UseCase, features: FeatureSet, x: Any, fitted: Any) -> di
     if usecase.goal.problem != "regression":
         out["classes"] = jsonable(list(getattr(fitted, "classes_", [])))
     return out
+
+
+def reference_profile(usecase: UseCase, features: FeatureSet, frame: Any, fitted: Any) -> str:
+    """The monitoring reference profile (JSON text) of the training frame: the features as train
+    used them, the fitted model's predictions on them and the target."""
+    from mlopsctl.monitor import profile
+
+    x = frame[features.columns]
+    proba = fitted.predict_proba(x) if hasattr(fitted, "predict_proba") else None
+    scores = profile.prediction_values(fitted.predict(x), proba, usecase.goal.problem)
+    built = profile.build_profile(
+        frame, list(features.numeric), list(features.categorical), scores, usecase.goal.target
+    )
+    return profile.dumps(built)
+
+
+def handled_breach(ctx: StageContext) -> str | None:
+    """The id of the recorded monitoring breach this training answers (``on_breach: retrain``).
+
+    The planner schedules train while the committed breach record's id differs from the one
+    training.json carries; recording it here is what marks the breach as handled, even when
+    retraining on the same data gives the same model.
+    """
+    from mlopsctl.plan.monitoring import read_breach
+
+    # recorded whatever monitoring.on_breach says, so that train never reads (nor re-runs for)
+    # that key
+    breach = read_breach(ctx.root, ctx.paths)
+    return breach.id if breach is not None else None
 
 
 def _unknown_policy(fitted: Any) -> str:

@@ -84,6 +84,7 @@ def test_batch_target_scores_every_row_and_an_output_change_runs_deploy_alone(
     assert sorted(p.name for p in (root / BUNDLE).iterdir()) == [
         "manifest.json",
         "model.skops",
+        "reference_profile.json",
         "signature.json",
     ]
     assert manifest(root)["git_commit"] == git(root, "rev-parse", "HEAD~1").strip()

@@ -109,14 +109,18 @@ def test_failed_push_is_retried_and_status_says_what_is_not_pushed(
     dvc(root, "remote", "modify", "storage", "url", str(remote))
     git(root, "commit", "-q", "-am", "fix the remote")
     st = json.loads(mlopsctl(root, "status", "--json", check=True).stdout)
-    assert st[0]["not_pushed"] == ["artifacts/breast-cancer/model.skops"]
+    # the new model, and the reference profile of its predictions on the training set
+    assert st[0]["not_pushed"] == [
+        "artifacts/breast-cancer/model.skops",
+        "artifacts/breast-cancer/reference_profile.json",
+    ]
     text = mlopsctl(root, "status").stdout
-    assert "not pushed: 1 object(s)" in text
+    assert "not pushed: 2 object(s)" in text
     assert mlopsctl(root, "status", "--remote").returncode == 1
 
     again = mlopsctl(root, "apply")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "No changes" in again.stdout and "pushed 1 file(s)" in again.stdout
+    assert "No changes" in again.stdout and "pushed 2 file(s)" in again.stdout
     assert mlopsctl(root, "status", "--remote").returncode == 0
     assert git(root, "status", "--porcelain") == ""
     fresh_clone_plans_nothing(root, tmp_path)

@@ -142,8 +142,13 @@ def test_the_bundle_and_its_manifest(batch_repo: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in bundle.iterdir()) == [
         "manifest.json",
         "model.skops",
+        "reference_profile.json",
         "signature.json",
     ]
+    # the monitoring reference profile is the one train wrote
+    assert (bundle / "reference_profile.json").read_bytes() == (
+        root / "artifacts/shop/reference_profile.json"
+    ).read_bytes()
     # the bundle's model is the very file train wrote; its version is that file's hash
     assert (bundle / "model.skops").read_bytes() == (
         root / "artifacts/shop/model.skops"
@@ -157,7 +162,7 @@ def test_the_bundle_and_its_manifest(batch_repo: Path, tmp_path: Path) -> None:
     assert manifest["versions"]["mlopsctl"]
     assert manifest["versions"]["trained_with"]["sklearn"]
     assert manifest["created_at"].endswith("Z")
-    assert set(manifest["files"]) == {"model.skops", "signature.json"}
+    assert set(manifest["files"]) == {"model.skops", "reference_profile.json", "signature.json"}
     sig = json.loads((bundle / "signature.json").read_text("utf-8"))
     by_name = {f["name"]: f for f in sig["features"]}
     assert by_name["device"]["categories"] == ["desktop", "mobile", "tablet"]

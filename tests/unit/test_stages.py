@@ -694,7 +694,8 @@ def test_outputs_are_byte_identical_across_runs(tmp_path: Path) -> None:
     )
     first, second = digests(one), digests(two)
     assert first == second
-    assert len(first) == 10  # snapshot, train, test, model, signature, 3 reports, 2 plot files
+    # snapshot, train, test, model, signature, reference profile, 3 reports, 2 plot files
+    assert len(first) == 11
 
 
 def test_n_jobs_is_not_part_of_the_model(tmp_path: Path) -> None:
