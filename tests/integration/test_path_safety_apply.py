@@ -18,7 +18,7 @@ from mlopsctl.errors import MlopsctlError
 from mlopsctl.execute.task import StageJob, _land, run_job
 from mlopsctl.spec.loader import load_project
 
-from .conftest import dvc, git, make_project, mlopsctl
+from .conftest import ENV, dvc, git, make_project, mlopsctl
 
 UC = "usecases/breast-cancer.yaml"
 CUSTOM = "stages:\n  - name: extract\n    cmd: {cmd}\n    outs: [{out}]\n    before: validate\n"
@@ -177,7 +177,7 @@ def test_env_reference_in_a_custom_cmd_runs_and_its_value_is_never_written(
     cmd = 'test "$#" = 0 && printf %s ${env:MLOPSCTL_T_TOKEN} | wc -c > data/len.txt'
     with (root / UC).open("a") as fh:
         fh.write(CUSTOM.format(cmd=f"'{cmd}'", out="data/len.txt"))
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "NO_COLOR": "1", "MLOPSCTL_T_TOKEN": value}
+    env = {**ENV, "MLOPSCTL_T_TOKEN": value}  # ENV: no CI (it refuses uncommitted specs)
     assert mlopsctl(root, "validate").returncode == 0
     res = mlopsctl(root, "apply", env=env)
     assert res.returncode == 0, res.stdout + res.stderr
