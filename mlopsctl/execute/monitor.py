@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlopsctl.errors import MlopsctlError, did_you_mean
+from mlopsctl.errors import MlopsctlError
 from mlopsctl.spec.loader import find_project_root, load_project
 
 if TYPE_CHECKING:
@@ -34,15 +34,8 @@ def monitor_directory(
 
     root = find_project_root(directory)
     project = load_project(root)
+    project.require_usecases(usecases)
     known = [uc.name for uc in project.usecases]
-    for name in usecases:
-        if name not in known:
-            hint = did_you_mean(name, known)
-            raise MlopsctlError(
-                f"unknown use case '{name}'"
-                + (f" ({hint})" if hint else "")
-                + f"; the project has: {', '.join(known)}"
-            )
     if usecases:
         selected = [project.usecase(n).spec for n in dict.fromkeys(usecases)]
     elif data is not None and len(known) == 1:

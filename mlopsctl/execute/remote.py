@@ -81,11 +81,9 @@ def _deployment_state(
     if deployed is None:
         return "not deployed"
     if gate == "failed" and model != deployed:
-        return (
-            f"gate failed, serving {deployed}"
-            if target == "batch" or serving
-            else (f"gate failed, deployed {deployed}, not running")
-        )
+        if target == "rest" and serving is None:
+            return f"gate failed, deployed {deployed}, not running"
+        return f"gate failed, serving {deployed}"
     if target == "rest":
         if serving is None:
             return f"not running (deployed {deployed})"

@@ -46,21 +46,6 @@ CHUNK_ROWS = 100_000
 MAX_NAMED = 5
 #: significant digits of the values in the JSON output
 DIGITS = 6
-#: metrics where lower is better are still reported with both bounds; this only names them
-METRICS = (
-    "roc_auc",
-    "accuracy",
-    "f1",
-    "precision",
-    "recall",
-    "log_loss",
-    "f1_macro",
-    "f1_weighted",
-    "rmse",
-    "mae",
-    "r2",
-    "mape",
-)
 
 
 class MonitorInputError(MlopsctlError):

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlopsctl.compile.graph import Graph, compile_project
-from mlopsctl.errors import MlopsctlError, did_you_mean
 from mlopsctl.plan.hashing import HashCache
 from mlopsctl.plan.model import Plan
 from mlopsctl.plan.planner import make_plan
@@ -32,15 +31,7 @@ def plan_directory(
     root = find_project_root(directory)
     project = load_project(root)
     graph = compile_project(project)
-    known = [uc.name for uc in project.usecases]
-    for name in usecases:
-        if name not in known:
-            hint = did_you_mean(name, known)
-            raise MlopsctlError(
-                f"unknown use case '{name}'"
-                + (f" ({hint})" if hint else "")
-                + f"; the project has: {', '.join(known)}"
-            )
+    project.require_usecases(usecases)
     selected = graph.only(set(usecases)) if usecases else graph
     state = read_state(root)
     hashes = HashCache(root)

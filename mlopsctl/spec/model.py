@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mlopsctl.errors import MlopsctlError, did_you_mean
+
 BUILTIN_STAGE_KINDS = ("ingest", "validate", "split", "train", "evaluate", "gate")
 
 #: goal metrics per problem kind; errors (lower is better) are bounded with ``max``.
@@ -286,6 +288,18 @@ class Project:
             if uc.name == name:
                 return uc
         raise KeyError(name)
+
+    def require_usecases(self, names: Iterable[str]) -> None:
+        """Raise one clear error for the first of *names* (a -u selection) the project lacks."""
+        known = [uc.name for uc in self.usecases]
+        for name in names:
+            if name not in known:
+                hint = did_you_mean(name, known)
+                raise MlopsctlError(
+                    f"unknown use case '{name}'"
+                    + (f" ({hint})" if hint else "")
+                    + f"; the project has: {', '.join(known)}"
+                )
 
 
 # --- building from validated documents -------------------------------------------------------
