@@ -36,6 +36,12 @@ from mlopsctl.cli.main import settings
     "(a usage error included).",
 )
 @click.option("--force", is_flag=True, help="Plan to re-run every stage.")
+@click.option(
+    "--base",
+    metavar="REV",
+    help="With --format markdown: compare each use case's metrics and verdicts with REV's last "
+    "apply (default: origin/$GITHUB_BASE_REF when set).",
+)
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -45,6 +51,7 @@ def plan(
     out: Path | None,
     detailed_exitcode: bool,
     force: bool,
+    base: str | None,
 ) -> int:
     """Show which stages `apply` would run, and why.
 
@@ -63,7 +70,12 @@ def plan(
     if as_json or fmt == "json":
         click.echo(plan_view.render_json(p), nl=False)
     elif fmt == "markdown":
-        click.echo(plan_view.render_markdown(p), nl=False)
+        from mlopsctl.gitops.review import goal_directions, review
+
+        goals = goal_directions(planned.project)
+        rev = review(planned.project.root, base, p.usecases(), goals)
+        graph = planned.graph.only(set(usecases)) if usecases else planned.graph
+        click.echo(plan_view.render_markdown(p, rev, graph), nl=False)
     else:
         plan_view.print_text(p)
     if out is not None:

@@ -39,6 +39,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Run the planned stages, record them in DVC, commit.",
     ),
     "graph": ("mlopsctl.cli.cmd_graph:graph", "Show the compiled stage DAG."),
+    "diff": (
+        "mlopsctl.cli.cmd_diff:diff",
+        "Params and metrics of each use case vs a git revision (default HEAD).",
+    ),
+    "history": (
+        "mlopsctl.cli.cmd_history:history",
+        "Applied versions of a use case from git history: data, params, metrics, gate.",
+    ),
     "status": ("mlopsctl.cli.cmd_status:status", "Desired vs applied state per use case."),
     "monitor": (
         "mlopsctl.cli.cmd_monitor:monitor",

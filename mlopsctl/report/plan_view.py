@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from mlopsctl.plan.model import Action, Plan, StagePlan
+
+if TYPE_CHECKING:
+    from mlopsctl.compile.graph import Graph
+    from mlopsctl.gitops.review import Review
 
 _SYMBOL_STYLE = {"+": "green", "~": "yellow", "<": "cyan", "-": "red", "!": "red bold"}
 
@@ -82,8 +87,14 @@ def print_text(plan: Plan) -> None:
     print_lines(text_lines(plan))
 
 
-def render_markdown(plan: Plan) -> str:
-    out = ["### mlopsctl plan", ""]
+#: the first line of the comment: the key a CI step finds its sticky comment by
+MARKER = "<!-- mlopsctl:plan -->"
+
+
+def render_markdown(plan: Plan, review: Review | None = None, graph: Graph | None = None) -> str:
+    """The pull-request comment: the plan by use case; with *review*, each use case's metrics
+    and verdicts on the base against the branch; with *graph*, the DAG coloured by action."""
+    out = [MARKER, "### mlopsctl plan", ""]
     changed = [s for s in plan.stages if s.action is not Action.SKIP]
     out.append(f"**{summary_line(plan)}**")
     out.append("")
@@ -105,9 +116,112 @@ def render_markdown(plan: Plan) -> str:
         out.append(", ".join(f"`{s.id}`" for _uc, group in by_usecase(up) for s in group))
         out.append("")
         out.append("</details>")
+    if review is not None:
+        out += ["", *_review_lines(plan, review)]
+    if graph is not None:
+        out += ["", *_mermaid_lines(plan, graph)]
     out.append("")
     out.append(f"<sub>plan {plan.id}, mlopsctl {plan.inputs.mlopsctl_version}</sub>")
     return "\n".join(out) + "\n"
+
+
+def _review_lines(plan: Plan, review: Review) -> list[str]:
+    # here, not at the top: text and JSON plans need none of it
+    from mlopsctl.report.diff_view import (
+        md_escape,
+        metrics_table,
+        number,
+        params_table,
+        verdict_lines,
+    )
+
+    d = review.diff
+    if d is None:
+        return ["### Metrics", "", review.note]
+    base, branch = d.old.label, d.new.label
+    at = f" ({d.old.short})" if d.old.commit else ""
+    out = [f"### Metrics: `{md_escape(base)}`{at} vs this {branch}", ""]
+    for side in (d.old, d.new):
+        out += [f"> warning: {md_escape(side.label)}: {md_escape(p)}" for p in side.problems]
+    for u in d.usecases:
+        out.append(f"#### {u.name}")
+        out.append("")
+        if u.status == "unchanged":
+            shown = ", ".join(f"{m.name} {number(m.old)}" for m in u.metrics[:4])
+            gate = f"; gate {u.old.gate.word}" if u.old.gate else ""
+            out.append(
+                "Not applied on this branch: the base's last apply stands"
+                + (f" ({shown}{gate})." if shown or gate else ".")
+            )
+            out.append("")
+            continue
+        if u.status == "added":
+            out += ["New on this branch: nothing applied on the base.", ""]
+        elif u.status == "removed":
+            out += ["Removed on this branch.", ""]
+        for block in (params_table(u, base, branch), metrics_table(u, base, branch)):
+            if block:
+                out += [*block, ""]
+        lines = verdict_lines(u, base, branch)
+        reasons = u.new.monitoring.reasons if u.new.monitoring else ()
+        lines += [f"monitoring ({branch}): {md_escape(r)}" for r in reasons]
+        lines += [f"warning: {md_escape(p)}" for p in (*u.old.problems, *u.new.problems)]
+        out += [f"- {line}" for line in lines]
+        if lines:
+            out.append("")
+    return out[:-1] if out[-1] == "" else out
+
+
+#: one class per plan action; fill and stroke as `mlopsctl graph` draws them
+_CLASSES = {
+    "run": "fill:#fde68a,stroke:#b45309",
+    "restore": "fill:#cffafe,stroke:#0e7490",
+    "uptodate": "fill:#dcfce7,stroke:#15803d",
+    "remove": "fill:#e5e7eb,stroke:#6b7280,stroke-dasharray:4",
+    "blocked": "fill:#fecaca,stroke:#b91c1c",
+}
+_CLASS_OF = {
+    Action.RUN: "run",
+    Action.RESTORE: "restore",
+    Action.SKIP: "uptodate",
+    Action.REMOVE: "remove",
+    Action.BLOCKED: "blocked",
+}
+
+
+def _mermaid_lines(plan: Plan, graph: Graph) -> list[str]:
+    """The compiled DAG with every edge (as `dvc dag` draws it, not reduced), each stage
+    coloured by its action; removed stages are drawn without edges."""
+    action = {sp.id: sp.action for sp in plan.stages}
+    ids = [*graph.order, *(sp.id for sp in plan.stages if sp.id not in graph.stages)]
+    node = {sid: f"n{i}" for i, sid in enumerate(ids)}
+    by_uc: dict[str, list[str]] = {}
+    for sid in ids:
+        by_uc.setdefault(sid.split("/", 1)[0], []).append(sid)
+    out = ["### Pipeline", "", "```mermaid", "flowchart TD"]
+    for i, (uc, members) in enumerate(by_uc.items()):
+        out.append(f'  subgraph g{i}["{_mermaid_text(uc)}"]')
+        out += [f'    {node[s]}["{_mermaid_text(s.split("/", 1)[1])}"]' for s in members]
+        out.append("  end")
+    for sid in graph.order:
+        out += [f"  {node[u]} --> {node[sid]}" for u in graph.upstream[sid]]
+    for name, css in _CLASSES.items():
+        out.append(f"  classDef {name} {css}")
+    for name in _CLASSES:
+        members = [node[s] for s in ids if _CLASS_OF.get(action.get(s, Action.SKIP)) == name]
+        if members:
+            out.append(f"  class {','.join(members)} {name}")
+    out.append("```")
+    out.append("")
+    out.append(
+        "<sub>yellow: run, blue: restore from cache, green: up to date, grey: remove, "
+        "red: blocked</sub>"
+    )
+    return out
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;")
 
 
 def _md_escape(text: str) -> str:

@@ -43,7 +43,7 @@ def test_markdown_plan_is_a_pull_request_comment(applied: Callable[[str], Path])
     root = applied("breast-cancer")
     edit(root / UC, "C: 1.0", "C: 0.5")
     md = mlopsctl(root, "plan", "--format", "markdown", check=True).stdout
-    assert md.startswith("### mlopsctl plan\n")
+    assert md.startswith("<!-- mlopsctl:plan -->\n### mlopsctl plan\n")
     assert "**Plan: 3 to run, 3 up to date, 0 to remove.**" in md
     assert "| breast-cancer | `train` | ~ run | model.params.C: 1.0 -> 0.5 |" in md
     assert "<details><summary>3 stages up to date</summary>" in md

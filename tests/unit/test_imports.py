@@ -52,6 +52,7 @@ def heavy_imports(argv: list[str], cwd: Path) -> tuple[object, list[str], str]:
     """Run ``main(argv)`` in a fresh interpreter: its exit code and the heavy modules imported."""
     script = CHECK.format(argv=argv, heavy=set(HEAVY))
     env = {"DVC_NO_ANALYTICS": "1", "NO_COLOR": "1", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's mlopsctl, not whichever one is installed
     proc = subprocess.run(
         [sys.executable, "-c", script],
         cwd=cwd,
@@ -93,6 +94,24 @@ def test_plan_imports_nothing_heavy(git_repo: Path, cli: Cli) -> None:
     code, heavy, out = heavy_imports(["-C", str(git_repo), "plan", "--format", "json"], git_repo)
     assert code == 0, out
     assert heavy == [], f"`mlopsctl plan --format json` imported {heavy}"
+
+
+def test_git_readers_import_nothing_heavy(git_repo: Path, cli: Cli) -> None:
+    """The pull-request comment, diff and history read git and JSON only."""
+    init = cli("-C", git_repo, "init", "--example", "house-prices")
+    assert init.returncode == 0, init.stdout + init.stderr
+    subprocess.run(["git", "add", "-A"], cwd=git_repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "init"], cwd=git_repo, check=True)
+    for argv in (
+        ["plan", "--format", "markdown"],
+        ["plan", "--format", "markdown", "--base", "HEAD"],
+        ["diff"],
+        ["diff", "--format", "json"],
+        ["history", "house-prices"],
+    ):
+        code, heavy, out = heavy_imports(["-C", str(git_repo), *argv], git_repo)
+        assert code == 0, out
+        assert heavy == [], f"`mlopsctl {' '.join(argv)}` imported {heavy}"
 
 
 # --- layering --------------------------------------------------------------------------------
