@@ -323,7 +323,7 @@ def read_commits(
             chosen[c] = list(names)
         else:
             found = set(parsed[c].stages) | set(git.subdirectories(c, "reports"))
-            chosen[c] = sorted(n for n in found if _NAME.match(n))
+            chosen[c] = sorted(n for n in found if _NAME.fullmatch(n))
     wanted = [(c, rel) for c in commits for n in chosen[c] for rel in _report_files(n)]
     files = git.read(wanted, {})
     states = {}
@@ -345,7 +345,7 @@ def read_worktree(root: Path, names: Iterable[str] | None = None) -> RevisionSta
         reports = root / "reports"
         if _inside(root, reports) and reports.is_dir() and not reports.is_symlink():
             found |= {e.name for e in os.scandir(reports) if e.is_dir(follow_symlinks=False)}
-        names = sorted(n for n in found if _NAME.match(n))
+        names = sorted(n for n in found if _NAME.fullmatch(n))
     usecases = {
         n: _usecase(
             n, lock, {rel: _read_file(root, rel, MAX_REPORT_BYTES) for rel in _report_files(n)}
@@ -427,7 +427,7 @@ def _parse_lock(blob: Blob) -> _Lock:
     out: dict[str, dict[str, Any]] = {}
     try:
         for key, entry in stages.items():
-            m = _STAGE.match(key) if isinstance(key, str) else None
+            m = _STAGE.fullmatch(key) if isinstance(key, str) else None
             if m is None or not isinstance(entry, dict):
                 continue
             out.setdefault(m.group(1), {})[m.group(2)] = _plain(entry, budget, 0)
