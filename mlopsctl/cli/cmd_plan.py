@@ -67,6 +67,8 @@ def plan(
     p = planned.plan
     for warning in not_acted_on(planned.project.usecases):
         click.echo(f"warning: {warning}", err=True)
+    if base is not None and (as_json or fmt != "markdown"):
+        click.echo("warning: --base is used by --format markdown only", err=True)
     if as_json or fmt == "json":
         click.echo(plan_view.render_json(p), nl=False)
     elif fmt == "markdown":
