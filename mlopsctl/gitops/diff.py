@@ -108,7 +108,10 @@ class UseCaseDiff:
 
     @property
     def status(self) -> str:
-        """``added``, ``removed``, ``changed`` (its applied state moved) or ``unchanged``."""
+        """``added``, ``removed``, ``changed`` (its applied state moved), ``unchanged``, or
+        ``absent`` (applied on neither side)."""
+        if not self.old.present and not self.new.present:
+            return "absent"
         if not self.old.present:
             return "added"
         if not self.new.present:

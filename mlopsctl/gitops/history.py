@@ -21,6 +21,7 @@ from mlopsctl.errors import MlopsctlError, did_you_mean
 from mlopsctl.gitops.diff import ParamChange
 from mlopsctl.gitops.revision import (
     LOCK_FILE,
+    NAME,
     Git,
     UseCaseState,
     read_commits,
@@ -116,6 +117,8 @@ def history_directory(directory: Path, name: str) -> History:
     from mlopsctl.spec.loader import find_project_root
 
     root = find_project_root(directory)
+    if not NAME.fullmatch(name):  # it becomes a path and a tag pattern: never anything else
+        _require(root, name, has_history=False)
     git = Git(root)
     if not git.exists("HEAD"):
         _require(root, name, has_history=False)

@@ -39,7 +39,8 @@ MAX_REPORT_BYTES = 1 << 20
 #: describe an enormous tree: "billion laughs")
 MAX_NODES = 100_000
 MAX_DEPTH = 64
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+#: a use-case name (the spec's pattern): anything else found at a revision is ignored
+NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _STAGE = re.compile(r"^([a-z][a-z0-9-]{0,62})_(.+)$")
 
 
@@ -323,7 +324,7 @@ def read_commits(
             chosen[c] = list(names)
         else:
             found = set(parsed[c].stages) | set(git.subdirectories(c, "reports"))
-            chosen[c] = sorted(n for n in found if _NAME.fullmatch(n))
+            chosen[c] = sorted(n for n in found if NAME.fullmatch(n))
     wanted = [(c, rel) for c in commits for n in chosen[c] for rel in _report_files(n)]
     files = git.read(wanted, {})
     states = {}
@@ -345,7 +346,7 @@ def read_worktree(root: Path, names: Iterable[str] | None = None) -> RevisionSta
         reports = root / "reports"
         if _inside(root, reports) and reports.is_dir() and not reports.is_symlink():
             found |= {e.name for e in os.scandir(reports) if e.is_dir(follow_symlinks=False)}
-        names = sorted(n for n in found if _NAME.fullmatch(n))
+        names = sorted(n for n in found if NAME.fullmatch(n))
     usecases = {
         n: _usecase(
             n, lock, {rel: _read_file(root, rel, MAX_REPORT_BYTES) for rel in _report_files(n)}
@@ -460,7 +461,7 @@ def _usecase(name: str, lock: _Lock, files: Mapping[str, Blob]) -> UseCaseState:
     for entry in entries.values():
         for values in _dict(entry.get("params")).values():
             for key, value in _dict(values).items():
-                _flatten(key, value, params)
+                _flatten(clean(key), value, params)
     ingest = _dict(entries.get("ingest"))
     data = {**_hashes(ingest.get("deps")), **_hashes(ingest.get("outs"))}
     breach = paths.monitoring_file(MONITORING_BREACH)
@@ -479,6 +480,17 @@ def _usecase(name: str, lock: _Lock, files: Mapping[str, Blob]) -> UseCaseState:
     )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean(text: str, limit: int = 500) -> str:
+    """A name or message from a file anyone could have written, safe to print: control
+    characters (terminal escapes, newlines that would fake a line) become "?", and it is cut
+    at *limit* characters."""
+    text = _CONTROL.sub("?", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -486,7 +498,7 @@ def _dict(value: Any) -> dict[str, Any]:
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict) and value:
         for k, v in value.items():
-            _flatten(f"{prefix}.{k}", v, out)
+            _flatten(f"{prefix}.{clean(k)}", v, out)
     else:
         out.setdefault(prefix, value)
 
@@ -495,7 +507,7 @@ def _hashes(items: Any) -> dict[str, str]:
     out = {}
     for item in items if isinstance(items, list) else []:
         if isinstance(item, dict) and isinstance(item.get("path"), str):
-            out[item["path"]] = str(item.get("md5") or item.get("etag") or "")
+            out[clean(item["path"])] = clean(str(item.get("md5") or item.get("etag") or ""))
     return out
 
 
@@ -552,7 +564,7 @@ def _metrics(doc: dict[str, Any] | None) -> dict[str, float]:
             return
         number = _number(node)
         if number is not None:
-            out[prefix] = number
+            out[clean(prefix)] = number
 
     walk("", doc, 0)
     return dict(sorted(out.items()))
@@ -570,7 +582,7 @@ def _gate(doc: dict[str, Any] | None, problems: list[str], path: str) -> GateVer
         if isinstance(c, dict) and isinstance(c.get("metric"), str):
             checks.append(
                 Check(
-                    c["metric"],
+                    clean(c["metric"]),
                     _number(c.get("value")),
                     _number(c.get("min")),
                     _number(c.get("max")),
@@ -589,5 +601,5 @@ def _monitoring(
         problems.append(f"{path}: no 'breach' verdict")
         return None
     reasons = doc.get("reasons")
-    listed = tuple(str(r)[:500] for r in reasons[:100]) if isinstance(reasons, list) else ()
+    listed = tuple(clean(str(r)) for r in reasons[:100]) if isinstance(reasons, list) else ()
     return MonitoringVerdict(doc["breach"], listed)

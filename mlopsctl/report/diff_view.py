@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from mlopsctl.gitops.diff import Diff, MetricChange, ParamChange, UseCaseDiff
+from mlopsctl.gitops.revision import clean
 
 UP, DOWN = "▲", "▼"
 _MAX_VALUE = 60  # a param value longer than this is cut in text and markdown (JSON has it whole)
@@ -41,10 +42,11 @@ def change(m: MetricChange) -> str:
 
 
 def value(v: Any, present: bool = True) -> str:
+    """A param value on one line: strings as they are, others as JSON, cut when long."""
     if not present:
         return "-"
     text = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
-    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
+    return clean(text, _MAX_VALUE)
 
 
 def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
@@ -88,6 +90,9 @@ def text_lines(d: Diff, include_all: bool = False) -> list[tuple[str, str]]:
         params, metrics = _shown(u, include_all)
         verdicts = _verdicts(u, old, new)
         problems = [f"{old}: {p}" for p in u.old.problems] + [f"{new}: {p}" for p in u.new.problems]
+        if u.status == "absent":
+            lines.append(("", f"{u.name}: applied at neither"))
+            continue
         if not params and not metrics and u.status == "unchanged" and not problems:
             lines.append(("", f"{u.name}: no changes"))
             continue

@@ -146,8 +146,11 @@ def _review_lines(plan: Plan, review: Review) -> list[str]:
     for u in d.usecases:
         out.append(f"#### {u.name}")
         out.append("")
+        if u.status == "absent":
+            out += ["Not applied yet, neither on the base nor on this branch.", ""]
+            continue
         if u.status == "unchanged":
-            shown = ", ".join(f"{m.name} {number(m.old)}" for m in u.metrics[:4])
+            shown = ", ".join(f"{md_escape(m.name)} {number(m.old)}" for m in u.metrics[:4])
             gate = f"; gate {u.old.gate.word}" if u.old.gate else ""
             out.append(
                 "Not applied on this branch: the base's last apply stands"

@@ -203,6 +203,9 @@ def test_history_rows_are_the_commits_that_changed_the_use_case(
     bad = mlopsctl(root, "history", "chrun")
     assert bad.returncode == 1
     assert bad.stderr.startswith("error: unknown use case 'chrun' (did you mean 'churn'?)")
+    for name in ("../churn", "churn\n", "*"):  # a name is never a path or a pattern
+        bad = mlopsctl(root, "history", name)
+        assert bad.returncode == 1 and bad.stderr.startswith("error: unknown use case"), name
 
 
 def _tables(tokens: list[Any]) -> list[list[list[str]]]:
@@ -241,6 +244,8 @@ def test_pr_comment_without_apply_on_the_branch(tmp_path: Path) -> None:
     env = {**NO_BASE_ENV, "GITHUB_BASE_REF": "main"}  # origin/main was never fetched
     md = mlopsctl(root, "plan", "--format", "markdown", check=True, env=env).stdout
     assert "No metrics comparison: the base `origin/main` is not in this clone" in md
+    md = mlopsctl(root, "plan", "--format", "markdown", "--base", "HEAD", check=True).stdout
+    assert "#### breast-cancer\n\nNot applied yet, neither on the base nor on this branch." in md
     bad = mlopsctl(root, "plan", "--format", "markdown", "--base", "nope")
     assert (bad.returncode, bad.stderr) == (1, "error: unknown revision 'nope'\n")
 

@@ -281,3 +281,26 @@ def test_diff_cli_on_hostile_files_warns_and_exits_0(git_repo: Path) -> None:
     )
     assert bad.returncode == 1
     assert bad.stderr == "error: unknown revision 'nope'\n"
+
+
+def test_names_and_messages_from_a_revision_cannot_drive_the_terminal(git_repo: Path) -> None:
+    write(git_repo, f"reports/{UC}/metrics.json", json.dumps({"roc\x1b[31m\nauc": 0.5}))
+    breach = {"breach": True, "reasons": ["drift\r\x1b]0;owned\x07"]}
+    write(git_repo, f"reports/{UC}/monitoring/breach.json", json.dumps(breach))
+    git(git_repo, "add", "-A")
+    git(git_repo, "commit", "-qm", "escapes")
+    uc = read_revision(git_repo, "HEAD").usecases[UC]
+    assert uc.metrics == {"roc?[31m?auc": 0.5}
+    assert uc.monitoring is not None and uc.monitoring.reasons == ("drift??]0;owned?",)
+
+
+def test_a_project_in_a_subdirectory_of_the_repository(git_repo: Path) -> None:
+    sub = git_repo / "ml" / "project"
+    applied(sub, 1.0, {"roc_auc": 0.9}, "in a subdirectory")
+    (git_repo / "dvc.lock").write_text("not: the project's\n", "utf-8")  # the repo root's
+    git(git_repo, "add", "-A")
+    git(git_repo, "commit", "-qm", "a decoy at the top")
+    state = read_revision(sub, "HEAD")
+    assert state.problems == ()
+    assert state.usecases[UC].params["model.params.C"] == 1.0
+    assert state.usecases[UC].metrics == {"roc_auc": 0.9}
