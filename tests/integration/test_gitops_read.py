@@ -89,6 +89,9 @@ def history_repo(tmp_path: Path) -> tuple[Path, list[str]]:
     _state(root, 1.0, 0.90, depth=4)
     _commit(root, "mlopsctl apply: fraud")
     _state(root, 0.5, 0.85, data="3" * 32, depth=4, passed=False)
+    (root / "reports/churn/monitoring").mkdir()
+    breach = {"breach": True, "id": "x", "reasons": ["drift: age PSI 0.31 > 0.20"]}
+    (root / "reports/churn/monitoring/breach.json").write_text(json.dumps(breach), "utf-8")
     second = _commit(root, "by hand")
     git(root, "tag", "-a", "churn@v1.0.0", "-m", "churn 1.0.0", first)
     git(root, "tag", "churn@v1.1.0", first)  # a lightweight tag too
@@ -110,6 +113,7 @@ def test_diff_text_and_json_from_git(history_repo: tuple[Path, list[str]]) -> No
         "  roc_auc  0.9     0.85       -0.05 (-5.56%) ▼ worse",
         "  data data/customers.csv: 1111111 -> 3333333",
         "  gate: passed (HEAD~2) -> failed (workspace)",
+        "  monitoring: - (HEAD~2) -> breach (workspace)",
     ]
     out = json.loads(mlopsctl(root, "diff", "HEAD~2", "--json", check=True).stdout)
     assert out["old"]["rev"] == "HEAD~2" and out["new"] == {
@@ -124,6 +128,7 @@ def test_diff_text_and_json_from_git(history_repo: tuple[Path, list[str]]) -> No
     assert m["delta"] == pytest.approx(-0.05) and m["pct"] == pytest.approx(-5.5556, abs=1e-3)
     assert (m["direction"], m["better"]) == ("down", False)
     assert churn["gate"] == {"old": "passed", "new": "failed"}
+    assert churn["monitoring"] == {"old": None, "new": "breach"}
     assert fraud["params"] == [{"path": "model.params.depth", "old": 3, "new": 4}]
     assert fraud["metrics"] == []
     # nothing changed since HEAD; --all lists it anyway
@@ -181,7 +186,7 @@ def test_history_rows_are_the_commits_that_changed_the_use_case(
                 {"metric": "roc_auc", "value": 0.85, "min": 0.8, "max": None, "passed": False}
             ],
         },
-        "monitoring": None,
+        "monitoring": {"breach": True, "reasons": ["drift: age PSI 0.31 > 0.20"]},
         "trailers": {},
         "problems": [],
     }
@@ -194,10 +199,19 @@ def test_history_rows_are_the_commits_that_changed_the_use_case(
 
     text = mlopsctl(root, "history", "churn", check=True).stdout.splitlines()
     assert text[0] == "churn: 2 applied states, newest first"
-    assert text[1].split() == ["commit", "date", "author", "version", "gate", "roc_auc", "data"]
-    assert text[2].split()[:6] == [second[:7], "2026-01-01", "Test", "-", "failed", "0.85"]
+    head = ["commit", "date", "author", "version", "gate", "roc_auc", "monitoring", "data"]
+    assert text[1].split() == head
+    assert text[2].split()[:7] == [
+        second[:7],
+        "2026-01-01",
+        "Test",
+        "-",
+        "failed",
+        "0.85",
+        "breach",
+    ]
     assert text[3].strip() == "model.params.C: 1.0 -> 0.5"
-    assert text[4].split()[:6] == [first[:7], "2026-01-01", "Test", "v1.1.0", "passed", "0.9"]
+    assert text[4].split()[:7] == [first[:7], "2026-01-01", "Test", "v1.1.0", "passed", "0.9", "-"]
     assert text[5].strip() == "first applied state (1 params)"
 
     bad = mlopsctl(root, "history", "chrun")
