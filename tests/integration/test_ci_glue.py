@@ -96,8 +96,10 @@ class Runner:
         event.write_text(json.dumps(payload), "utf-8")
         temp = self.tmp / "runner-temp"
         temp.mkdir(exist_ok=True)
+        # nothing of the runner this test may itself run on (GitHub Actions) leaks in
+        outer = {k: v for k, v in ENV.items() if not k.startswith(("GITHUB_", "RUNNER_", "GH_"))}
         self.env = {
-            **ENV,
+            **outer,
             "PYTHONPATH": str(ROOT),  # `mlopsctl` on PATH runs this checkout
             "CI": "true",
             "GITHUB_ACTIONS": "true",
@@ -112,7 +114,7 @@ class Runner:
             "NO_PROXY": "127.0.0.1,localhost",
             **extra,
         }
-        for var in ("GITHUB_TOKEN", "GH_TOKEN", "http_proxy", "https_proxy", "HTTP_PROXY"):
+        for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
             self.env.pop(var, None)
 
     def context(self, inputs: dict[str, Any], declared: dict[str, Any]) -> dict[str, Any]:
