@@ -259,7 +259,7 @@ def test_a_user_repository_plans_pull_requests_and_applies_merges(
     ws = checkout(origin, "tune", tmp_path / "ws1")
     steps = workflow_job(runner, PLAN_WORKFLOW, {"install": "none", "python-version": ""}, ws)
 
-    assert runner.ran == ["install", "base", "pull", "validate", "plan", "comment"]
+    assert runner.ran == ["install", "base", "pull", "plan", "comment", "result"]
     assert steps["plan"]["outputs"]["changes"] == "true"
     plan_md = Path(steps["plan"]["outputs"]["file"]).read_text("utf-8")
     (comment,) = github.of(7)
@@ -312,7 +312,7 @@ def test_a_user_repository_plans_pull_requests_and_applies_merges(
         runner.event("pull_request", "refs/pull/7/merge", pr_event, GITHUB_BASE_REF="main")
         ws = checkout(origin, "tune", tmp_path / f"ws{attempt}")
         steps = action_job(runner, {"command": "plan", "install": "none", "python-version": ""}, ws)
-        assert runner.ran == ["check", "install", "base", "pull", "validate", "plan", "comment"]
+        assert runner.ran == ["check", "install", "base", "pull", "plan", "comment", "result"]
 
     assert github.count("POST") == 1 and github.count("PATCH") == 2
     (comment,) = github.of(7)
@@ -398,3 +398,26 @@ def test_the_guard_lets_a_merge_through(tmp_path: Path, github: FakeGitHub) -> N
     runner.event("push", "refs/heads/main", {})
     steps = action_job(runner, {"command": "apply"}, ws, only={"guard"})
     assert steps["guard"]["outputs"]["skip"] == "false"
+
+
+def test_a_broken_spec_replaces_the_plan_in_the_comment_and_fails_the_job(
+    tmp_path: Path, github: FakeGitHub
+) -> None:
+    dev, origin = user_repository(tmp_path)
+    github.add(7, {"login": BOT, "type": "Bot"}, "<!-- mlopsctl:plan -->\nan earlier plan")
+    git(dev, "checkout", "-q", "-b", "typo")
+    edit(dev / UC, "  primary_metric: roc_auc", "  primary_metrc: roc_auc")
+    git(dev, "commit", "-q", "-am", "a typo")
+    git(dev, "push", "-q", "origin", "typo")
+    runner = Runner(tmp_path / "run", github)
+    event = {"number": 7, "pull_request": {"number": 7}}
+    runner.event("pull_request", "refs/pull/7/merge", event, GITHUB_BASE_REF="main")
+    ws = checkout(origin, "typo", tmp_path / "ws")
+
+    with pytest.raises(AssertionError, match="step result exited 1"):
+        workflow_job(runner, PLAN_WORKFLOW, {"install": "none", "python-version": ""}, ws)
+
+    (comment,) = github.of(7)  # the earlier plan no longer shows: the error does
+    assert comment["body"].startswith("<!-- mlopsctl:plan -->\n### mlopsctl plan failed (exit 1)")
+    assert "primary_metrc" in comment["body"] and "did you mean" in comment["body"]
+    assert github.count("PATCH") == 1 and github.count("POST") == 0
