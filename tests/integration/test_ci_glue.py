@@ -400,6 +400,7 @@ def test_the_guard_lets_a_merge_through(tmp_path: Path, github: FakeGitHub) -> N
     assert steps["guard"]["outputs"]["skip"] == "false"
 
 
+@pytest.mark.slow  # init and a DVC repository: over 20 s on a loaded machine
 def test_a_broken_spec_replaces_the_plan_in_the_comment_and_fails_the_job(
     tmp_path: Path, github: FakeGitHub
 ) -> None:
