@@ -42,7 +42,11 @@ _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
 class GitHubError(MlopsctlError):
-    """The GitHub API could not be reached, or refused the request."""
+    """The GitHub API could not be reached, or refused the request (*status*: its HTTP code)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,8 @@ class Client:
                 raw = resp.read()
                 headers = {k.lower(): v for k, v in resp.headers.items()}
         except urllib.error.HTTPError as exc:
-            raise GitHubError(self._scrub(self._http_error(exc, what or method))) from None
+            message = self._scrub(self._http_error(exc, what or method))
+            raise GitHubError(message, status=exc.code) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise GitHubError(
@@ -265,8 +270,14 @@ def post_sticky(target: Target, body: str, client: Client | None = None) -> Post
     client = client or Client(target)
     found = find_sticky(client.comments(), key)
     if found is not None and isinstance(found.get("id"), int):
-        answer = client.update(found["id"], body)
-        return Posted("updated", found["id"], str(answer.get("html_url") or found.get("html_url")))
+        try:
+            answer = client.update(found["id"], body)
+            url = str(answer.get("html_url") or found.get("html_url"))
+            return Posted("updated", found["id"], url)
+        except GitHubError as exc:
+            if exc.status != 404:
+                raise
+            # deleted since it was listed: post a new one
     answer = client.create(body)
     return Posted("created", int(answer.get("id") or 0), str(answer.get("html_url") or ""))
 

@@ -254,6 +254,16 @@ def test_comments_without_the_key_stay_untouched(github: FakeGitHub, tmp_path: P
     assert github.of(7)[-1]["body"] == PLAN_V2
 
 
+def test_a_comment_deleted_meanwhile_is_posted_again(github: FakeGitHub, tmp_path: Path) -> None:
+    github.add(7, BOT, PLAN_V1)
+    github.fail["PATCH"] = (404, {})  # listed, then deleted before the update reached it
+    proc = pr_comment(tmp_path, github_env(github, tmp_path), body=PLAN_V2)
+    assert proc.returncode == 0, proc.stderr
+    assert "created" in proc.stdout
+    assert github.count("PATCH") == 1 and github.count("POST") == 1
+    assert github.of(7)[-1]["body"] == PLAN_V2
+
+
 def test_a_body_without_a_marker_gets_the_default_key(github: FakeGitHub, tmp_path: Path) -> None:
     github.comments[(REPO, 7)] = []
     env = github_env(github, tmp_path)
