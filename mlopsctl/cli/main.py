@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Check the current batch for drift, data quality and performance (exit 3: breach).",
     ),
     "serve": ("mlopsctl.cli.cmd_serve:serve", "Serve a use case's deployed model over HTTP."),
+    "pr-comment": (
+        "mlopsctl.cli.cmd_pr_comment:pr_comment",
+        "Post or update the pull request's sticky comment (GitHub).",
+    ),
     "run-stage": (
         "mlopsctl.cli.cmd_run_stage:run_stage",
         "Run one stage (the command in dvc.yaml).",
