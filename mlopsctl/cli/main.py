@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Check the current batch for drift, data quality and performance (exit 3: breach).",
     ),
     "serve": ("mlopsctl.cli.cmd_serve:serve", "Serve a use case's deployed model over HTTP."),
+    "verify": (
+        "mlopsctl.cli.cmd_verify:verify",
+        "Re-run a revision's pipeline in a scratch worktree; prove its outputs match.",
+    ),
     "run-stage": (
         "mlopsctl.cli.cmd_run_stage:run_stage",
         "Run one stage (the command in dvc.yaml).",
