@@ -188,7 +188,9 @@ def number_holds(recorded: float, reproduced: float, tolerance: float) -> bool:
     [0, 1], relative for large numbers (an RMSE in thousands)."""
     if math.isnan(recorded) or math.isnan(reproduced):
         return math.isnan(recorded) and math.isnan(reproduced)
-    return abs(reproduced - recorded) <= tolerance * max(1.0, abs(recorded))
+    scale = max(1.0, abs(recorded))
+    # 1e-12: the rounding of the subtraction itself (0.951 - 0.95 is a hair above 0.001)
+    return abs(reproduced - recorded) <= (tolerance + 1e-12) * scale
 
 
 def compare_json(recorded: Any, reproduced: Any, tolerance: float) -> tuple[bool, list[str]]:
