@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -282,23 +283,75 @@ def scratch_worktree(repo: Any, commit: str) -> Iterator[Path]:
 
     ``git worktree add`` touches neither the user's working tree nor its index; it only adds an
     entry under ``.git/worktrees``, which ``git worktree remove`` and ``prune`` take away again.
+    The entry is locked with our pid as its reason, so that a later verify can tell the scratch
+    tree of a verify that was SIGKILLed (and remove it) from one that is still running.
     """
     from mlopsctl.interrupts import deferred
 
-    with contextlib.suppress(GitError):
-        _git(repo, "worktree", "prune")  # entries of scratch trees a SIGKILL left behind
+    remove_stale_worktrees(repo)
     base = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
     path = base / "worktree"
     try:
         _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
+        _git(repo, "worktree", "lock", "--reason", _lock_reason(os.getpid()), str(path))
         yield path
     finally:
         with deferred():  # a second ^C must not leave the worktree registered
-            with contextlib.suppress(GitError):
-                _git(repo, "worktree", "remove", "--force", str(path))
-            shutil.rmtree(base, ignore_errors=True)
-            with contextlib.suppress(GitError):
-                _git(repo, "worktree", "prune")
+            _remove_worktree(repo, path)
+
+
+def _lock_reason(pid: int) -> str:
+    return f"{_REASON} pid {pid} on {socket.gethostname()}"
+
+
+_REASON = "mlopsctl verify scratch worktree:"
+
+
+def _remove_worktree(repo: Any, path: Path) -> None:
+    with contextlib.suppress(GitError):
+        _git(repo, "worktree", "unlock", str(path))
+    with contextlib.suppress(GitError):
+        _git(repo, "worktree", "remove", "--force", str(path))
+    if path.parent.name.startswith(SCRATCH_PREFIX):
+        shutil.rmtree(path.parent, ignore_errors=True)
+    with contextlib.suppress(GitError):
+        _git(repo, "worktree", "prune")
+
+
+def remove_stale_worktrees(repo: Any) -> list[Path]:
+    """Remove the scratch worktrees of verify runs that are gone (killed); return them."""
+    try:
+        listing = _git(repo, "worktree", "list", "--porcelain")
+    except GitError:
+        return []
+    stale = []
+    for block in listing.split("\n\n"):
+        fields = dict(line.partition(" ")[::2] for line in block.splitlines() if line)
+        reason = fields.get("locked", "")
+        if not reason.startswith(_REASON) or "worktree" not in fields:
+            continue
+        words = reason[len(_REASON) :].split()  # "pid N on HOST"
+        if len(words) != 4 or words[2] != "on" or words[3] != socket.gethostname():
+            continue
+        with contextlib.suppress(ValueError):
+            if not _alive(int(words[1])):
+                stale.append(Path(fields["worktree"]))
+    for path in stale:
+        log.debug("removing the scratch worktree of a verify that is gone: %s", path)
+        _remove_worktree(repo, path)
+    with contextlib.suppress(GitError):
+        _git(repo, "worktree", "prune")
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 # --- the DVC remote -----------------------------------------------------------------------

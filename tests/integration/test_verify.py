@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import dvc, edit, git, make_project, mlopsctl
+from tests.integration.conftest import ENV, dvc, edit, git, make_project, mlopsctl
 
 pytestmark = pytest.mark.slow
 
@@ -253,6 +257,7 @@ def test_nondeterministic_stages_within_the_tolerance(tmp_path: Path) -> None:
         (["nope"], "unknown revision 'nope'"),
         (["--", "-x"], "is not a revision"),
         (["HEAD~2"], "has no dvc.lock"),
+        (["-u", "nope"], "unknown use case 'nope'"),
     ],
 )
 def test_a_bad_revision_is_one_line(applied: Applied, args: list[str], message: str) -> None:
@@ -278,3 +283,110 @@ def test_no_remote_or_an_unreachable_remote_is_one_line(applied: Applied) -> Non
     assert proc.returncode == 1
     assert "no DVC remote is configured" in proc.stderr and proc.stderr.count("error:") == 1
     assert worktrees(root) == [str(root)]
+
+
+def _with_custom_stage(root: Path, cmd: str) -> None:
+    """Add a custom stage writing data/extra.out and apply it (in the real checkout, where
+    `.git` is a directory; in verify's scratch worktree `.git` is a file)."""
+    with (root / "usecases/breast-cancer.yaml").open("a") as fh:
+        fh.write(f"stages:\n  - name: extra\n    cmd: {cmd}\n    outs: [data/extra.out]\n")
+    mlopsctl(root, "apply", check=True)
+
+
+def test_a_stage_that_fails_when_re_run_is_failed(applied: Applied) -> None:
+    root = applied("breast-cancer")
+    _with_custom_stage(
+        root,
+        "'test -d .git || { echo not the first checkout >&2; exit 4; };"
+        " mkdir -p data && touch data/extra.out'",
+    )
+    code, doc, err = verify_json(root)
+    assert code == 1, err
+    got = verdicts(doc)
+    assert got.pop("breast-cancer/extra") == "failed"
+    assert set(got.values()) == {"reproduced"}
+    extra = next(s for s in doc["stages"] if s["stage"] == "extra")
+    assert "exited with 4" in extra["message"] and "not the first checkout" in extra["message"]
+    assert worktrees(root) == [str(root)]
+
+
+def _slow_when(flag: Path, marker: Path) -> str:
+    return (
+        f"'if [ -f .git ] && [ -f {flag} ]; then pwd > {marker}.tmp; echo $$ >> {marker}.tmp;"
+        f" mv {marker}.tmp {marker}; sleep 120; fi; mkdir -p data && touch data/extra.out'"
+    )
+
+
+def _start_verify(root: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlopsctl", "verify", *args],
+        cwd=root,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(path: Path) -> None:
+    deadline = time.monotonic() + 300  # a guard against a hang, not a timing assertion
+    while not path.exists():
+        assert time.monotonic() < deadline, f"timed out waiting for {path}"
+        time.sleep(0.05)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_interrupted_verify_removes_its_worktree(
+    applied: Applied, tmp_path: Path, jobs: str
+) -> None:
+    root = applied("breast-cancer")
+    flag, marker = tmp_path / "hang", tmp_path / "marker"
+    flag.touch()
+    _with_custom_stage(root, _slow_when(flag, marker))
+    proc = _start_verify(root, "--jobs", jobs)
+    _wait_for(marker)
+    scratch, pid = marker.read_text().split()
+    assert Path(scratch).is_dir() and len(worktrees(root)) == 2
+
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err and "interrupted" in err
+    assert worktrees(root) == [str(root)]
+    assert not Path(scratch).exists()
+    deadline = time.monotonic() + 30
+    while not _gone(int(pid)):  # the stage's command was stopped with verify
+        assert time.monotonic() < deadline, "the stage's command outlived verify"
+        time.sleep(0.05)
+
+
+def test_the_worktree_of_a_killed_verify_is_removed_by_the_next(
+    applied: Applied, tmp_path: Path
+) -> None:
+    root = applied("breast-cancer")
+    flag, marker = tmp_path / "hang", tmp_path / "marker"
+    flag.touch()
+    _with_custom_stage(root, _slow_when(flag, marker))
+    proc = _start_verify(root, "--jobs", "1")
+    _wait_for(marker)
+    scratch = Path(marker.read_text().split()[0])
+    proc.kill()  # SIGKILL: no cleanup at all
+    proc.communicate(timeout=60)
+    assert len(worktrees(root)) == 2 and scratch.exists()
+
+    flag.unlink()
+    code, doc, err = verify_json(root)
+
+    assert code == 0, err
+    assert set(verdicts(doc).values()) == {"reproduced"}
+    assert worktrees(root) == [str(root)]
+    assert not scratch.exists()
