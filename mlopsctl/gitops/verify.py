@@ -5,9 +5,10 @@ code and params? :func:`verify_directory` answers without touching the user's wo
 index or dvc.lock:
 
 1. **check out** REV into a scratch git worktree in a temporary directory (``git worktree add
-   --detach``), removed afterwards whatever happens;
+   --detach``), removed afterwards whatever happens (``gitops/worktree.py``);
 2. **fetch** from the DVC remote of the real repository (its ``.dvc/config`` and
-   ``.dvc/config.local``, relative URLs resolved as DVC resolves them) every object REV names:
+   ``.dvc/config.local``, relative URLs resolved as DVC resolves them; ``gitops/remote_objects``)
+   every object REV names:
    the inputs (DVC-tracked sources, and recorded outputs of stages that are not re-run) and
    every recorded output; each is hashed, so a missing or tampered object is reported as such;
 3. **re-run** every stage REV's dvc.lock records, in dependency order and in parallel where
@@ -28,17 +29,22 @@ import json
 import logging
 import math
 import os
-import shutil
-import socket
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlopsctl.compile.graph import Graph, Stage
-from mlopsctl.errors import GitError, MlopsctlError, StateError
+from mlopsctl.errors import MlopsctlError, StateError
+from mlopsctl.gitops.remote_objects import (
+    ObjectCheck,
+    RemoteStore,
+    objects_message,
+    open_remote,
+    tracked_sources,
+)
+from mlopsctl.gitops.worktree import has_file, resolve_commit, scratch_worktree
 from mlopsctl.plan.state import AppliedState, LockedStage
 from mlopsctl.results import Outcome, Reporter
 from mlopsctl.spec.model import Project
@@ -58,32 +64,9 @@ VERDICTS = (
     "missing-output",
     "corrupt-output",
 )
-SCRATCH_PREFIX = "mlopsctl-verify-"
 
 
 # --- values --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ObjectCheck:
-    """One recorded object, as found: on the DVC remote, or (uncached outputs) in git at REV."""
-
-    path: str  # repo-relative; a file inside a tracked folder is ``folder/relpath``
-    md5: str  # the name REV records
-    role: str  # "input" | "output"
-    where: str  # "remote" | "git"
-    state: str  # "ok" | "missing" | "corrupt"
-    actual: str = ""  # the md5 of what was found, when corrupt
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "md5": self.md5,
-            "role": self.role,
-            "where": self.where,
-            "state": self.state,
-            "actual": self.actual or None,
-        }
 
 
 @dataclass(frozen=True)
@@ -241,268 +224,11 @@ def _compare(old: Any, new: Any, tol: float, where: str, diffs: list[str]) -> bo
     return True
 
 
-# --- git: the revision and the scratch worktree -------------------------------------------
-
-
-def _git(repo: Any, *args: str) -> str:
-    from mlopsctl.integrations.git import describe_command_error
-
-    try:
-        return str(repo.git.execute(["git", *args]))
-    except Exception as exc:
-        if type(exc).__name__ != "GitCommandError":
-            raise
-        raise GitError(describe_command_error(exc)) from exc
-
-
-def resolve_commit(repo: Any, rev: str) -> str:
-    """The full sha of the commit *rev* names; one clear GitError otherwise."""
-    if not rev or rev.startswith("-"):
-        raise GitError(f"'{rev}' is not a revision")
-    try:
-        return _git(
-            repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"
-        )
-    except GitError:
-        raise GitError(
-            f"unknown revision '{rev}': no commit of that name in this repository"
-        ) from None
-
-
-def _has_file(repo: Any, commit: str, path: str) -> bool:
-    try:
-        _git(repo, "cat-file", "-e", f"{commit}:{path}")
-    except GitError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def scratch_worktree(repo: Any, commit: str) -> Iterator[Path]:
-    """REV checked out (detached) in a temporary directory; removed afterwards, even on error.
-
-    ``git worktree add`` touches neither the user's working tree nor its index; it only adds an
-    entry under ``.git/worktrees``, which ``git worktree remove`` and ``prune`` take away again.
-    The entry is locked with our pid as its reason, so that a later verify can tell the scratch
-    tree of a verify that was SIGKILLed (and remove it) from one that is still running.
-    """
-    from mlopsctl.interrupts import deferred
-
-    remove_stale_worktrees(repo)
-    base = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
-    path = base / "worktree"
-    try:
-        _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
-        _git(repo, "worktree", "lock", "--reason", _lock_reason(os.getpid()), str(path))
-        yield path
-    finally:
-        with deferred():  # a second ^C must not leave the worktree registered
-            _remove_worktree(repo, path)
-
-
-def _lock_reason(pid: int) -> str:
-    return f"{_REASON} pid {pid} on {socket.gethostname()}"
-
-
-_REASON = "mlopsctl verify scratch worktree:"
-
-
-def _remove_worktree(repo: Any, path: Path) -> None:
-    with contextlib.suppress(GitError):
-        _git(repo, "worktree", "unlock", str(path))
-    with contextlib.suppress(GitError):
-        _git(repo, "worktree", "remove", "--force", str(path))
-    if path.parent.name.startswith(SCRATCH_PREFIX):
-        shutil.rmtree(path.parent, ignore_errors=True)
-    with contextlib.suppress(GitError):
-        _git(repo, "worktree", "prune")
-
-
-def remove_stale_worktrees(repo: Any) -> list[Path]:
-    """Remove the scratch worktrees of verify runs that are gone (killed); return them."""
-    try:
-        listing = _git(repo, "worktree", "list", "--porcelain")
-    except GitError:
-        return []
-    stale = []
-    for block in listing.split("\n\n"):
-        fields = dict(line.partition(" ")[::2] for line in block.splitlines() if line)
-        reason = fields.get("locked", "")
-        if not reason.startswith(_REASON) or "worktree" not in fields:
-            continue
-        words = reason[len(_REASON) :].split()  # "pid N on HOST"
-        if len(words) != 4 or words[2] != "on" or words[3] != socket.gethostname():
-            continue
-        with contextlib.suppress(ValueError):
-            if not _alive(int(words[1])):
-                stale.append(Path(fields["worktree"]))
-    for path in stale:
-        log.debug("removing the scratch worktree of a verify that is gone: %s", path)
-        _remove_worktree(repo, path)
-    with contextlib.suppress(GitError):
-        _git(repo, "worktree", "prune")
-    return stale
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
-# --- the DVC remote -----------------------------------------------------------------------
-
-
-class RemoteStore:
-    """Objects fetched from the DVC remote into a local folder, each checked against its name."""
-
-    def __init__(self, odb: Any, name: str, folder: Path) -> None:
-        self.odb = odb
-        self.name = name
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self._seen: dict[str, tuple[str, str]] = {}  # md5 -> (state, actual)
-
-    def local(self, md5: str) -> Path:
-        return self.folder / md5
-
-    def fetch(self, md5: str) -> tuple[str, str]:
-        """("ok" | "missing" | "corrupt", the md5 found) for the object named *md5*."""
-        if md5 not in self._seen:
-            self._seen[md5] = self._fetch(md5)
-        return self._seen[md5]
-
-    def _fetch(self, md5: str) -> tuple[str, str]:
-        from mlopsctl.plan.hashing import file_md5
-
-        rpath = self.odb.oid_to_path(md5)
-        dest = self.local(md5)
-        try:
-            if not self.odb.fs.exists(rpath):
-                return "missing", ""
-            self.odb.fs.get_file(rpath, os.fspath(dest))
-        except FileNotFoundError:
-            return "missing", ""
-        except Exception as exc:  # the remote's file system: network, permissions
-            raise StateError(f"cannot read DVC remote '{self.name}': {_one_line(exc)}") from exc
-        actual = file_md5(dest)
-        expected = md5.removesuffix(".dir")
-        if actual != expected:
-            dest.unlink()
-            return "corrupt", actual
-        return "ok", actual
-
-    def check(self, rel: str, md5: str, role: str) -> list[ObjectCheck]:
-        """Fetch the object of *rel* (a folder: its listing and every file in it)."""
-        state, actual = self.fetch(md5)
-        checks = [
-            ObjectCheck(rel, md5, role, "remote", state, actual if state == "corrupt" else "")
-        ]
-        if state == "ok" and md5.endswith(".dir"):
-            for entry in self.listing(md5):
-                sub_state, sub_actual = self.fetch(entry["md5"])
-                sub = f"{rel}/{entry['relpath']}"
-                checks.append(
-                    ObjectCheck(
-                        sub,
-                        entry["md5"],
-                        role,
-                        "remote",
-                        sub_state,
-                        sub_actual if sub_state == "corrupt" else "",
-                    )
-                )
-        return checks
-
-    def listing(self, md5: str) -> list[dict[str, str]]:
-        """The entries of a fetched ``.dir`` object (DVC's JSON list of md5 and relpath)."""
-        try:
-            data = json.loads(self.local(md5).read_text("utf-8"))
-            return [{"md5": str(e["md5"]), "relpath": str(e["relpath"])} for e in data]
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise StateError(f"DVC remote '{self.name}': {md5} is not a folder listing") from exc
-
-    def place(self, root: Path, rel: str, md5: str) -> None:
-        """Write the (fetched, checked) object of *rel* into the scratch worktree."""
-        from mlopsctl.spec.paths import inside_repo
-
-        if md5.endswith(".dir"):
-            entries = self.listing(md5)
-            for entry in entries:
-                self._copy(inside_repo(root, f"{rel}/{entry['relpath']}"), entry["md5"])
-        else:
-            self._copy(inside_repo(root, rel), md5)
-
-    def _copy(self, dst: Path, md5: str) -> None:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.local(md5), dst)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _remote_store(real_root: Path, wanted: str | None, folder: Path) -> RemoteStore:
-    """The DVC remote of the real repository (config and config.local), opened for reading."""
-    from mlopsctl.integrations import dvc
-
-    name = dvc.remote_configured(real_root, wanted)
-    if name is None:
-        raise StateError(
-            "no DVC remote is configured: verify fetches REV's data and artifacts from it "
-            "(add one with `dvc remote add -d NAME URL`)"
-        )
-    with dvc.open_repo(real_root) as repo:
-        try:
-            odb = repo.cloud.get_remote_odb(name, "verify")
-        except Exception as exc:  # a remote DVC cannot open (bad URL, missing plugin)
-            raise StateError(f"cannot open DVC remote '{name}': {_one_line(exc)}") from exc
-        url = repo.config["remote"][name].get("url", "")
-    if getattr(odb.fs, "protocol", "") in ("local", "file") and not os.path.isdir(odb.path):
-        raise StateError(
-            f"DVC remote '{name}' ({url}) cannot be reached: {odb.path} is not a directory"
-        )
-    return RemoteStore(odb, name, folder)
-
-
-# --- what REV records ---------------------------------------------------------------------
-
-
-def tracked_sources(root: Path) -> dict[str, str]:
-    """Every output of the ``.dvc`` files under *root*: repo-relative path -> md5."""
-    import yaml
-
-    from mlopsctl.spec.yaml12 import Loader
-
-    out: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in (".git", ".dvc", ".mlopsctl"))
-        for name in sorted(filenames):
-            if not name.endswith(".dvc") or name == ".dvc":
-                continue
-            dvcfile = Path(dirpath) / name
-            try:
-                data = yaml.load(dvcfile.read_bytes(), Loader=Loader)
-            except (OSError, yaml.YAMLError) as exc:
-                rel = dvcfile.relative_to(root).as_posix()
-                raise StateError(f"{rel} at this revision is not a valid .dvc file") from exc
-            folder = Path(dirpath).relative_to(root)
-            for item in (data or {}).get("outs") or [] if isinstance(data, dict) else []:
-                if isinstance(item, dict) and item.get("path") and item.get("md5"):
-                    rel = os.path.normpath(folder / str(item["path"])).replace(os.sep, "/")
-                    out[rel] = str(item["md5"])
-    return out
+# --- the verifier -------------------------------------------------------------------------
 
 
 def _under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-# --- the verifier -------------------------------------------------------------------------
 
 
 @dataclass
@@ -691,7 +417,7 @@ class Verifier:
                 bad = [c for c in checks if c.state != "ok"]
                 if bad:
                     kind = "missing" if any(c.state == "missing" for c in bad) else "corrupt"
-                    return _Run(f"{kind}-input", _objects_message(bad))
+                    return _Run(f"{kind}-input", objects_message(bad))
         bad_up = [u for u in self.graph.upstream[st.id] if u in self.runs and not self.runs[u].ok]
         if bad_up:
             return _Run("blocked", f"upstream {', '.join(bad_up)} did not run to the end")
@@ -751,7 +477,7 @@ class Verifier:
                 rerun = "the re-run reproduced dvc.lock: the stored copy was altered after apply"
             else:
                 rerun = "the re-run reproduced dvc.lock: the stored copy is gone"
-            verdict.message = f"{_objects_message(bad_objects)} ({rerun})" + (
+            verdict.message = f"{objects_message(bad_objects)} ({rerun})" + (
                 f"; {verdict.message}" if verdict.message else ""
             )
             verdict.verdict = f"{kind}-output"
@@ -849,21 +575,6 @@ class Verifier:
         return notes
 
 
-def _objects_message(bad: list[ObjectCheck]) -> str:
-    parts = []
-    for c in bad[:3]:
-        where = "DVC remote" if c.where == "remote" else "git at this revision"
-        if c.state == "missing":
-            parts.append(f"{c.path} ({c.md5[:7]}) is missing from the {where}")
-        else:
-            parts.append(
-                f"{c.path}: the {where} holds content hashing to {c.actual[:7]}, "
-                f"not {c.md5.removesuffix('.dir')[:7]}"
-            )
-    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-    return "; ".join(parts) + more
-
-
 # --- the command --------------------------------------------------------------------------
 
 
@@ -891,7 +602,7 @@ def verify_directory(
     sub = "" if sub == "." else sub
     commit = resolve_commit(repo, rev)
     lock_path = f"{sub}/dvc.lock" if sub else "dvc.lock"
-    if not _has_file(repo, commit, lock_path):
+    if not has_file(repo, commit, lock_path):
         raise StateError(
             f"{rev} ({commit[:10]}) has no {lock_path}: nothing was applied at that revision"
         )
@@ -906,11 +617,27 @@ def verify_directory(
         state = read_state(sroot)
         if not any(state.get(st.dvc_name) for st in graph):
             raise StateError(f"{rev} ({commit[:10]}) records no stage in {lock_path}")
-        store = _remote_store(root, project.config.remote, tree.parent / "objects")
+        store = open_remote(root, project.config.remote, tree.parent / "objects")
         verifier = Verifier(project, graph, state, store, tolerance, reporter)
         result = VerifyResult(rev, commit, store.name, tolerance)
         result.not_recorded = [sid for sid in graph.order if sid not in verifier.locked]
         verifier.fetch(tracked_sources(sroot))
         verifier.run(jobs if jobs is not None else (os.cpu_count() or 1))
-        result.stages = verifier.verdicts()
+        result.stages = verifier.verdicts() + _not_compiled(graph, state, usecases)
     return result
+
+
+def _not_compiled(
+    graph: Graph, state: AppliedState, usecases: tuple[str, ...]
+) -> list[StageVerdict]:
+    """dvc.lock entries that today's mlopsctl does not compile from REV's specs: nothing can
+    re-run them, so they cannot be re-proved (a stage kind this version no longer has)."""
+    compiled = {st.dvc_name for st in graph}
+    out = []
+    for name in state.stages:
+        usecase, _, stage = name.partition("_")
+        if name in compiled or (usecases and usecase not in usecases):
+            continue
+        message = "dvc.lock records this stage, but this mlopsctl compiles no such stage from REV"
+        out.append(StageVerdict(f"{usecase}/{stage}", "failed", message))
+    return out

@@ -390,3 +390,31 @@ def test_the_worktree_of_a_killed_verify_is_removed_by_the_next(
     assert set(verdicts(doc).values()) == {"reproduced"}
     assert worktrees(root) == [str(root)]
     assert not scratch.exists()
+
+
+def test_a_folder_output_is_checked_file_by_file(applied: Applied) -> None:
+    root = applied("breast-cancer")
+    _with_custom_stage(
+        root,
+        "mkdir -p data/extra.out/sub && echo 1 > data/extra.out/a.txt"
+        " && echo 2 > data/extra.out/sub/b.txt",
+    )
+    md5 = locked_md5(root, "data/extra.out")
+    assert md5.endswith(".dir")
+    code, doc, err = verify_json(root)
+    assert code == 0, err
+    extra = next(s for s in doc["stages"] if s["stage"] == "extra")
+    assert extra["verdict"] == "reproduced"
+    assert [(o["path"], o["state"]) for o in extra["objects"]] == [
+        ("data/extra.out", "ok"),
+        ("data/extra.out/a.txt", "ok"),
+        ("data/extra.out/sub/b.txt", "ok"),
+    ]
+
+    inner = next(o for o in extra["objects"] if o["path"].endswith("b.txt"))
+    flip_a_byte(remote_object(root, inner["md5"]))
+    code, doc, err = verify_json(root)
+    assert code == 1, err
+    extra = next(s for s in doc["stages"] if s["stage"] == "extra")
+    assert extra["verdict"] == "corrupt-output"
+    assert "data/extra.out/sub/b.txt" in extra["message"]

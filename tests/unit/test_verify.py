@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 
 from mlopsctl.compile.graph import Graph, Stage
+from mlopsctl.gitops.remote_objects import ObjectCheck, tracked_sources
 from mlopsctl.gitops.verify import (
-    ObjectCheck,
     Verifier,
     VerifyResult,
     _Run,
     compare_json,
     number_holds,
-    tracked_sources,
 )
 from mlopsctl.plan.state import AppliedState, LockedStage
 from mlopsctl.report.verify_view import verify_lines
@@ -217,3 +216,81 @@ def test_the_text_view_shows_each_stage_and_the_outcome(tmp_path: Path) -> None:
     assert text[3].split()[:2] == ["train", "nondeterministic"]
     assert "not run" in text[-2] and "u/deploy" in text[-2]
     assert text[-1] == "Verify: 2 reproduced, 1 nondeterministic. HEAD~1 is reproduced."
+
+
+def test_lock_entries_this_version_does_not_compile_are_reported(tmp_path: Path) -> None:
+    from mlopsctl.gitops.verify import _not_compiled
+
+    v = _verifier(tmp_path, 0.0)
+    state = AppliedState({**v.state.stages, "u_oldkind": LockedStage("u_oldkind", "c")}, b"")
+    got = _not_compiled(v.graph, state, ())
+    assert [(s.stage_id, s.verdict) for s in got] == [("u/oldkind", "failed")]
+    assert _not_compiled(v.graph, state, ("other",)) == []
+
+
+# --- the remote store, on a real DVC local remote ---------------------------------------------
+
+
+def _store(tmp_path: Path, objects: dict[str, bytes]) -> Any:
+    import hashlib
+
+    from dvc_data.hashfile.db.local import LocalHashFileDB
+    from dvc_objects.fs.local import LocalFileSystem
+
+    from mlopsctl.gitops.remote_objects import RemoteStore
+
+    remote = tmp_path / "remote" / "files" / "md5"
+    names = {}
+    for key, data in objects.items():
+        md5 = hashlib.md5(data).hexdigest() + (".dir" if key.endswith("/") else "")
+        names[key] = md5
+        path = remote / md5[:2] / md5[2:]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    odb = LocalHashFileDB(LocalFileSystem(), str(remote))
+    return RemoteStore(odb, "storage", tmp_path / "fetched"), names, remote
+
+
+def test_the_store_tells_ok_missing_and_corrupt_objects_apart(tmp_path: Path) -> None:
+    store, names, remote = _store(tmp_path, {"a": b"alpha", "b": b"beta"})
+    (remote / names["b"][:2] / names["b"][2:]).write_bytes(b"tampered")
+    ok = store.check("data/a.csv", names["a"], "input")
+    assert [(c.path, c.state) for c in ok] == [("data/a.csv", "ok")]
+    bad = store.check("data/b.csv", names["b"], "input")[0]
+    assert bad.state == "corrupt" and bad.actual not in ("", names["b"])
+    gone = store.check("data/c.csv", "0" * 32, "output")[0]
+    assert (gone.state, gone.role) == ("missing", "output")
+
+
+def test_a_folder_object_is_checked_file_by_file_and_placed(tmp_path: Path) -> None:
+    import hashlib
+
+    one, two = b"1\n", b"2\n"
+    listing = [
+        {"md5": hashlib.md5(one).hexdigest(), "relpath": "one.txt"},
+        {"md5": hashlib.md5(two).hexdigest(), "relpath": "sub/two.txt"},
+    ]
+    dir_bytes = json.dumps(listing, sort_keys=True).encode()
+    store, names, _remote = _store(tmp_path, {"one": one, "two": two, "dir/": dir_bytes})
+    checks = store.check("data/raw", names["dir/"], "input")
+    assert [(c.path, c.state) for c in checks] == [
+        ("data/raw", "ok"),
+        ("data/raw/one.txt", "ok"),
+        ("data/raw/sub/two.txt", "ok"),
+    ]
+    root = tmp_path / "checkout"
+    root.mkdir()
+    store.place(root, "data/raw", names["dir/"])
+    assert (root / "data/raw/sub/two.txt").read_bytes() == two
+
+
+def test_a_hostile_path_is_never_written_outside_the_checkout(tmp_path: Path) -> None:
+    from mlopsctl.spec.paths import UnsafePathError
+
+    store, names, _remote = _store(tmp_path, {"a": b"alpha"})
+    root = tmp_path / "checkout"
+    root.mkdir()
+    assert store.check("../evil", names["a"], "input")[0].state == "ok"
+    with pytest.raises(UnsafePathError):
+        store.place(root, "../evil", names["a"])
+    assert not (tmp_path / "evil").exists()
