@@ -40,15 +40,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "graph": ("mlopsctl.cli.cmd_graph:graph", "Show the compiled stage DAG."),
     "status": ("mlopsctl.cli.cmd_status:status", "Desired vs applied state per use case."),
+    "verify": (
+        "mlopsctl.cli.cmd_verify:verify",
+        "Re-run a revision's pipeline in a scratch worktree; prove its outputs match.",
+    ),
     "monitor": (
         "mlopsctl.cli.cmd_monitor:monitor",
         "Check the current batch for drift, data quality and performance (exit 3: breach).",
     ),
     "serve": ("mlopsctl.cli.cmd_serve:serve", "Serve a use case's deployed model over HTTP."),
-    "verify": (
-        "mlopsctl.cli.cmd_verify:verify",
-        "Re-run a revision's pipeline in a scratch worktree; prove its outputs match.",
-    ),
     "run-stage": (
         "mlopsctl.cli.cmd_run_stage:run_stage",
         "Run one stage (the command in dvc.yaml).",
