@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Applied versions of a use case from git history: data, params, metrics, gate.",
     ),
     "status": ("mlopsctl.cli.cmd_status:status", "Desired vs applied state per use case."),
+    "verify": (
+        "mlopsctl.cli.cmd_verify:verify",
+        "Re-run a revision's pipeline in a scratch worktree; prove its outputs match.",
+    ),
     "monitor": (
         "mlopsctl.cli.cmd_monitor:monitor",
         "Check the current batch for drift, data quality and performance (exit 3: breach).",
