@@ -210,7 +210,8 @@ class _Builder:
             return None
         try:
             return self._scalars.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, KeyError, TypeError, OverflowError):
+        except (yaml.YAMLError, ValueError, KeyError, TypeError, OverflowError, IndexError):
+            # PyYAML indexes into the text of a float/int: `!!float ""` raises IndexError
             tag = node.tag.rsplit(":", 1)[-1]
             self._problem(node, path, f"'{node.value}' is not a valid {tag}")
             return None

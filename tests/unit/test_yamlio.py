@@ -271,3 +271,13 @@ def test_byte_order_mark_and_crlf_line_ends() -> None:
     assert diags == []
     assert doc.data == {"a": 1, "b": {"c": 2}}
     assert doc.locate(("b", "c")) == (3, 6)
+
+
+@pytest.mark.parametrize("text", ['x: !!float ""\n', "x: !!float\n", 'x: !!int ""\n'])
+def test_an_empty_tagged_number_is_a_diagnostic_not_a_crash(text: str) -> None:
+    # found by test_property_validate: PyYAML's float/int constructors index into the text
+    doc, diags = load_yaml(text, "f.yaml")
+    assert doc.data == {"x": None}
+    assert len(diags) == 1
+    assert (diags[0].line, diags[0].column, diags[0].path) == (1, 4, "x")
+    assert "is not a valid" in diags[0].message
