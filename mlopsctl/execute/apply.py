@@ -50,6 +50,7 @@ from mlopsctl.plan.hashing import HashCache, file_md5
 from mlopsctl.plan.model import Action, Plan, StagePlan
 from mlopsctl.plan.planner import stage_fingerprint
 from mlopsctl.plan.state import AppliedState
+from mlopsctl.report import progress
 from mlopsctl.results import ApplyResult, Outcome, Reporter
 from mlopsctl.spec.model import Project
 from mlopsctl.spec.paths import inside_repo
@@ -332,7 +333,8 @@ def run(
     executor = executor_for(ctx.planned.project, jobs, plan, executor_kind)
     applier = Applier(ctx.planned, plan, executor, reporter)
     try:
-        outcomes = applier.run()
+        with progress.watch(ctx.root, reporter):  # tuning's fits done / total, from the workers
+            outcomes = applier.run()
     except BaseException:  # interrupted (SIGINT/SIGTERM) or a bug: stop workers now
         executor.cancel()
         raise
