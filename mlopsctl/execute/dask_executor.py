@@ -156,6 +156,7 @@ class DaskExecutor:
             raise
         self._futures: set[Any] = set()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         # one thread per stage in flight waits for its task, then lands its outputs here
         self._threads = cf.ThreadPoolExecutor(
             max_workers=self.max_parallel, thread_name_prefix="mlopsctl-dask"
@@ -246,17 +247,24 @@ class DaskExecutor:
         with self._lock:
             self._futures.add(future)
         try:
-            return future.result()
+            while True:  # in slices: a cancelled apply must not leave this thread waiting
+                if self._stopping.is_set():
+                    raise cf.CancelledError("apply was interrupted")
+                try:
+                    return future.result(timeout=0.5)
+                except TimeoutError:
+                    continue
         finally:
             with self._lock:
                 self._futures.discard(future)
 
     def shutdown(self) -> None:
-        self._threads.shutdown(wait=True, cancel_futures=True)
+        self._threads.shutdown(wait=not self._stopping.is_set(), cancel_futures=True)
         self._close()
 
     def cancel(self) -> None:
         with deferred():  # a second ^C must not leave the cluster half-told
+            self._stopping.set()
             with self._lock:
                 futures = list(self._futures)
             if futures:

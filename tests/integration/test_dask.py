@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -240,6 +242,7 @@ def test_a_worker_killed_mid_stage_is_retried_and_nothing_half_lands(
     killer.join()
     assert killed, "the train task was never seen running"
     out = proc.stdout + proc.stderr
+    print(f"killed {killed[0]}: apply exited {proc.returncode}\n{out}")  # which path it took
     if proc.returncode == 0:  # retried on the other worker
         assert "house-prices/train: ran" in proc.stdout, out
     else:  # or a clear failure of that stage, recorded nowhere
@@ -252,3 +255,52 @@ def test_a_worker_killed_mid_stage_is_retried_and_nothing_half_lands(
     assert training["tuning"]["candidates"] == 6
     # the cluster is whole again for the next test (the nanny restarted the killed worker)
     cluster.wait_for_workers(2, timeout=60)
+
+
+@pytest.mark.slow
+def test_an_interrupt_cancels_the_tasks_and_closes_the_client(
+    cluster: Any, applied: Callable[[str], Path]
+) -> None:
+    root = applied("house-prices")
+    edit(root / "usecases" / "house-prices.yaml", *GRID)
+    use_dask(root, "house-prices", cluster.scheduler.address)
+    lock_before = (root / "dvc.lock").read_bytes()
+    head = git(root, "rev-parse", "HEAD")
+    scheduler = cluster.cluster.scheduler  # the LocalCluster's scheduler, in this process
+    clients_before = set(scheduler.clients)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlopsctl", "apply"],
+        cwd=root,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: _keys(scheduler, "_train-"), "the train task to start")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert (root / "dvc.lock").read_bytes() == lock_before
+    assert git(root, "rev-parse", "HEAD") == head
+    # the scheduler forgot apply's tasks and its client
+    _wait_for(lambda: not _keys(scheduler, "mlopsctl-"), "the stage tasks to be released")
+    _wait_for(lambda: set(scheduler.clients) <= clients_before, "apply's client to close")
+    mlopsctl(root, "apply", check=True)  # a plain re-apply finishes the work
+    assert_consistent(root)
+
+
+def _keys(scheduler: Any, part: str) -> list[str]:
+    return [str(k) for k in list(scheduler.tasks) if part in str(k)]
+
+
+def _wait_for(check: Callable[[], Any], what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
