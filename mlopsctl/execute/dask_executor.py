@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mlopsctl.errors import MlopsctlError
 from mlopsctl.execute import task
@@ -88,21 +89,33 @@ def resolve_scheduler(text: str) -> str:
 # --- run on a worker -----------------------------------------------------------------------
 
 
-def run_on_worker(fn: Callable[[task.StageJob], task.StageResult], job: task.StageJob) -> Any:
-    """On a dask worker: run *job* with its threads capped to this worker's share of the cores.
+def run_on_worker(
+    fn: Callable[[task.StageJob], task.StageResult],
+    job: task.StageJob,
+    host_threads: dict[str, int],
+) -> Any:
+    """On a dask worker: run *job* with its threads capped to its share of this host's cores.
 
-    A worker runs ``nthreads`` tasks at once, so one task may use ``cores // nthreads`` threads
-    (workers x threads <= cores when the workers of a machine split its cores, as LocalCluster
-    and ``dask worker --nworkers`` do).
+    The workers of one host (``dask worker --nworkers N``, a LocalCluster) run
+    *host_threads*[host] tasks at once between them, so one task may use ``cores // that``
+    threads: the host's workers times their threads times each task's threads never exceed
+    its cores.
     """
     from distributed import get_worker
 
-    nthreads = int(getattr(get_worker().state, "nthreads", 1) or 1)
-    job = replace(job, threads=task.thread_cap(job.n_jobs, nthreads))
+    worker = get_worker()
+    nthreads = int(getattr(worker.state, "nthreads", 1) or 1)
+    parallel = max(nthreads, host_threads.get(host_of(worker.address), nthreads))
+    job = replace(job, threads=task.thread_cap(job.n_jobs, parallel))
     if job.staging:  # a retry after a killed worker starts from an empty staging directory
         shutil.rmtree(job.staging, ignore_errors=True)
         Path(job.staging).mkdir(parents=True, exist_ok=True)
     return fn(job)
+
+
+def host_of(address: str) -> str:
+    """``tcp://10.0.0.7:39113`` -> ``10.0.0.7``."""
+    return urlsplit(address).hostname or address
 
 
 def worker_environment() -> dict[str, str]:
@@ -177,7 +190,11 @@ class DaskExecutor:
         workers = self._client.scheduler_info(n_workers=-1).get("workers", {})
         if not workers:
             raise MlopsctlError(f"dask scheduler {self.address} has no workers; no stage ran")
-        return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+        self._host_threads: dict[str, int] = {}  # worker threads per host, for the thread cap
+        for address, info in workers.items():
+            host = host_of(address)
+            self._host_threads[host] = self._host_threads.get(host, 0) + int(info["nthreads"])
+        return max(1, sum(self._host_threads.values()))
 
     def _check_environment(self) -> None:
         from mlopsctl.compile.environment import environment
@@ -236,7 +253,10 @@ class DaskExecutor:
             job = replace(job, staging=str(task.make_staging(self.root, job.stage)))
         try:
             key = f"mlopsctl-{job.stage.dvc_name}-{uuid.uuid4().hex[:8]}"
-            result = self._wait(self._client.submit(run_on_worker, fn, job, key=key, pure=False))
+            submitted = self._client.submit(
+                run_on_worker, fn, job, self._host_threads, key=key, pure=False
+            )
+            result = self._wait(submitted)
         except BaseException:
             if job.staging:
                 shutil.rmtree(job.staging, ignore_errors=True)

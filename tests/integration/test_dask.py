@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from mlopsctl.execute.task import cores
+
 from .conftest import ENV, edit, git, make_project, mlopsctl
 
 distributed = pytest.importorskip("distributed")
@@ -181,6 +183,8 @@ def test_apply_on_dask_is_byte_identical_to_local(
     local = outputs(root, example)
     lock = (root / "dvc.lock").read_bytes()
     address = cluster.scheduler.address
+    # every core wanted: each task gets its share of the host's cores, never more
+    edit(root / "usecases" / f"{example}.yaml", "  n_jobs: 1", "  n_jobs: -1")
     use_dask(root, example, address)
 
     plan = json.loads(mlopsctl(root, "plan", "--format", "json", "--force", check=True).stdout)
@@ -191,6 +195,9 @@ def test_apply_on_dask_is_byte_identical_to_local(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     stages = json.loads(proc.stdout)["stages"]
     assert stages and all(s["status"] == "ran" for s in stages), stages
+    # two single-threaded workers on this host: workers x threads x each task's threads <= cores
+    share = max(1, cores() // 2)
+    assert {s["summary"]["threads"] for s in stages if "threads" in s["summary"]} == {share}
     assert outputs(root, example) == local
     assert (root / "dvc.lock").read_bytes() == lock
     assert_consistent(root)
