@@ -139,6 +139,30 @@ def test_workers_with_other_versions_are_refused(
     assert git(root, "status", "--porcelain") == ""  # nothing ran, nothing recorded
 
 
+def test_workers_that_do_not_see_the_repository_are_refused(
+    cluster: Any, applied: Callable[[str], Path]
+) -> None:
+    root = applied("breast-cancer")
+    use_dask(root, "breast-cancer", cluster.scheduler.address)
+    # the fault: one worker on another machine, without the shared file system (its check of
+    # the token file fails as a missing mount would make it fail)
+    worker = sorted(cluster.scheduler_info()["workers"])[0]
+    module = "import mlopsctl.execute.dask_executor as d; "
+    blind = module + "d._sees, d.sees_token = d.sees_token, lambda p, t: 'cannot read ' + p"
+    cluster.run(exec, blind, workers=[worker])
+    try:
+        proc = mlopsctl(root, "apply", "--force")
+    finally:
+        cluster.run(exec, module + "d.sees_token = getattr(d, '_sees', d.sees_token)")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and "do not see this repository" in errors[0], proc.stderr
+    assert worker in errors[0] and str(root) in errors[0], errors
+    assert "ran" not in proc.stdout
+    assert not list((root / ".mlopsctl").glob("dask-check-*"))  # the token file is gone
+    assert git(root, "status", "--porcelain") == ""
+
+
 def test_unreachable_scheduler_is_one_error_before_any_stage(tmp_path: Path) -> None:
     root = make_project(tmp_path, "breast-cancer", remote=False)
     address = closed_port()
