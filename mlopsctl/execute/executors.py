@@ -155,15 +155,16 @@ def make_executor(kind: str, jobs: int) -> Executor:
 EXECUTORS = ("local", "dask")
 
 
-def where(infra: Infra, override: str | None = None) -> str:
-    """Where a use case's stages run: ``local`` or the dask scheduler's address (as written)."""
+def where(name: str, infra: Infra, override: str | None = None) -> str:
+    """Where use case *name*'s stages run: ``local`` or its dask scheduler's address."""
     kind = override or infra.executor
     if kind == "local":
         return "local"
     if kind == "dask":
         if infra.dask is None:  # only by --executor dask on a use case without a cluster
             raise MlopsctlError(
-                "--executor dask: the use case names no cluster (infra.dask.scheduler)"
+                f"--executor dask: use case '{name}' names no dask cluster "
+                "(infra.dask.scheduler, or the project's defaults.infra.dask)"
             )
         return infra.dask.scheduler
     raise MlopsctlError(f"unknown executor '{kind}' (one of: {', '.join(EXECUTORS)})")
@@ -198,7 +199,7 @@ def executor_for(
     ``local``: a process pool of *jobs* workers (inline for one). ``dask``: a client of each
     scheduler the use cases name, connected and checked before any stage runs.
     """
-    route = {name: where(inf, override) for name, inf in infra.items()}
+    route = {name: where(name, inf, override) for name, inf in infra.items()}
     schedulers = sorted(set(route.values()) - {"local"})
     if not schedulers:
         return make_executor("local", jobs)
