@@ -18,6 +18,12 @@ from mlopsctl.cli.main import settings
 @click.option(
     "-j", "--jobs", type=click.IntRange(min=1), help="Stages to run at once (default: the cores)."
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    help="Run every stage here (local) or on each use case's dask cluster (dask), whatever "
+    "infra.executor says.",
+)
 @click.option("--no-commit", is_flag=True, help="Record in dvc.lock but make no git commit.")
 @click.option("--force", is_flag=True, help="Re-run every stage, even those up to date.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -27,6 +33,7 @@ def apply(
     planfile: Path | None,
     usecases: tuple[str, ...],
     jobs: int | None,
+    executor: str | None,
     no_commit: bool,
     force: bool,
     as_json: bool,
@@ -54,6 +61,7 @@ def apply(
             jobs=jobs,
             commit=False if no_commit else None,
             force=force,
+            executor=executor,
         )
     except Interrupted as exc:
         exc.detail = interrupted_detail(directory)

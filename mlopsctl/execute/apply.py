@@ -39,7 +39,8 @@ from mlopsctl import fault
 from mlopsctl.compile import dvcyaml
 from mlopsctl.compile.graph import Graph, Stage
 from mlopsctl.errors import MlopsctlError, StateError
-from mlopsctl.execute.executors import Executor, make_executor
+from mlopsctl.execute import executors
+from mlopsctl.execute.executors import Executor
 from mlopsctl.execute.record import JOURNAL, finalize, publish, record, recover_journal
 from mlopsctl.execute.task import StageJob, StageResult, run_job, thread_cap
 from mlopsctl.fsutil import atomic_write
@@ -49,6 +50,7 @@ from mlopsctl.plan.hashing import HashCache, file_md5
 from mlopsctl.plan.model import Action, Plan, StagePlan
 from mlopsctl.plan.planner import stage_fingerprint
 from mlopsctl.plan.state import AppliedState
+from mlopsctl.report import progress
 from mlopsctl.results import ApplyResult, Outcome, Reporter
 from mlopsctl.spec.model import Project
 from mlopsctl.spec.paths import inside_repo
@@ -321,15 +323,18 @@ def _n_jobs(n: int) -> int:
     return (os.cpu_count() or 1) if n == -1 else n
 
 
-def run(ctx: Context, jobs: int | None, reporter: Reporter) -> tuple[list[Outcome], list[str]]:
+def run(
+    ctx: Context, jobs: int | None, reporter: Reporter, executor_kind: str | None = None
+) -> tuple[list[Outcome], list[str]]:
     """Run the plan's stages and remove the removed ones: (outcomes, dvc stage names to record)."""
     plan = ctx.plan
     if not (plan.to_apply or plan.by_action(Action.BLOCKED)):
         return [], []
-    executor = executor_for(ctx.planned.project, jobs)
+    executor = executor_for(ctx.planned.project, jobs, plan, executor_kind)
     applier = Applier(ctx.planned, plan, executor, reporter)
     try:
-        outcomes = applier.run()
+        with progress.watch(ctx.root, reporter):  # tuning's fits done / total, from the workers
+            outcomes = applier.run()
     except BaseException:  # interrupted (SIGINT/SIGTERM) or a bug: stop workers now
         executor.cancel()
         raise
@@ -363,12 +368,16 @@ def remove_outputs(
     return outcomes
 
 
-def executor_for(project: Project, jobs: int | None) -> Executor:
-    kinds = {uc.spec.infra.executor for uc in project.usecases}
-    for kind in kinds - {"local"}:
-        make_executor(kind, 1)  # raises a clear error for executors this build cannot run
+def executor_for(
+    project: Project, jobs: int | None, plan: Plan | None = None, kind: str | None = None
+) -> Executor:
+    """The executor of the use cases with stages to run (``infra.executor``; *kind* overrides)."""
+    running = {sp.usecase for sp in plan.by_action(Action.RUN)} if plan is not None else None
+    infra = {
+        uc.name: uc.spec.infra for uc in project.usecases if running is None or uc.name in running
+    }
     n = jobs if jobs is not None else (os.cpu_count() or 1)
-    return make_executor("local", max(1, n))
+    return executors.executor_for(infra, max(1, n), project.root, kind)
 
 
 def apply_directory(
@@ -380,6 +389,7 @@ def apply_directory(
     jobs: int | None = None,
     commit: bool | None = None,
     force: bool = False,
+    executor: str | None = None,
 ) -> ApplyResult:
     """Plan (or load a saved plan), run it under the project lock, record, push and commit."""
     from mlopsctl.plan.planfile import load_plan
@@ -392,7 +402,7 @@ def apply_directory(
     with _lock(root, reporter):
         ctx = preflight(root, reporter, saved=saved, usecases=usecases, force=force, commit=commit)
         result = ApplyResult(outcomes=[], plan_id=ctx.plan.id)
-        result.outcomes, recorded = run(ctx, jobs, reporter)
+        result.outcomes, recorded = run(ctx, jobs, reporter, executor)
         result.outcomes += [
             Outcome(f"{name.split('_', 1)[0]}/{name.split('_', 1)[1]}", "recovered", "")
             for name in ctx.recovered

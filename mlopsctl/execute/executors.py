@@ -1,8 +1,11 @@
 """Executors: where stage jobs run. A tiny interface (submit, shut down, cancel), like Hamilton's.
 
 ``inline`` runs a job in this process (``--jobs 1``); ``local`` runs jobs in a process pool so
-that independent stages run in parallel. A ``dask`` executor (dask.distributed Client) plugs in
-here with the same methods and is imported only when chosen.
+that independent stages run in parallel; ``dask`` (``execute/dask_executor.py``) runs them as
+tasks on a dask.distributed cluster and is imported only when chosen. :func:`executor_for`
+picks them per use case (``infra.executor``, or ``apply --executor``); when use cases name
+different executors or schedulers, :class:`RoutingExecutor` sends each stage to its use case's
+(one client per scheduler).
 
 Stopping: each pool worker leads its own process group, so that :meth:`LocalExecutor.cancel`
 stops a worker and whatever its stage started (joblib workers, ...) with one ``killpg``. A custom
@@ -21,12 +24,14 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
 from mlopsctl.errors import MlopsctlError
 from mlopsctl.interrupts import deferred
+from mlopsctl.spec.model import Infra
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +150,76 @@ def make_executor(kind: str, jobs: int) -> Executor:
     if kind == "local":
         return InlineExecutor() if jobs <= 1 else LocalExecutor(jobs)
     raise MlopsctlError(f"executor '{kind}' is not available in this version of mlopsctl")
+
+
+EXECUTORS = ("local", "dask")
+
+
+def where(name: str, infra: Infra, override: str | None = None) -> str:
+    """Where use case *name*'s stages run: ``local`` or its dask scheduler's address."""
+    kind = override or infra.executor
+    if kind == "local":
+        return "local"
+    if kind == "dask":
+        if infra.dask is None:  # only by --executor dask on a use case without a cluster
+            raise MlopsctlError(
+                f"--executor dask: use case '{name}' names no dask cluster "
+                "(infra.dask.scheduler, or the project's defaults.infra.dask)"
+            )
+        return infra.dask.scheduler
+    raise MlopsctlError(f"unknown executor '{kind}' (one of: {', '.join(EXECUTORS)})")
+
+
+class RoutingExecutor:
+    """Several executors at once: each stage goes to the one its use case chose."""
+
+    def __init__(self, parts: Mapping[str, Executor], route: Mapping[str, str]) -> None:
+        self.parts = dict(parts)
+        self.route = dict(route)  # use case -> key of parts
+        self.max_parallel = sum(e.max_parallel for e in self.parts.values())
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
+        usecase = getattr(getattr(args[0], "usecase", None), "name", "") if args else ""
+        return self.parts[self.route.get(usecase, "local")].submit(fn, *args)
+
+    def shutdown(self) -> None:
+        for part in self.parts.values():
+            part.shutdown()
+
+    def cancel(self) -> None:
+        for part in self.parts.values():
+            part.cancel()
+
+
+def executor_for(
+    infra: Mapping[str, Infra], jobs: int, root: Path, override: str | None = None
+) -> Executor:
+    """The executor for use cases *infra* (name -> its infra) whose stages are to run.
+
+    ``local``: a process pool of *jobs* workers (inline for one). ``dask``: a client of each
+    scheduler the use cases name, connected and checked before any stage runs.
+    """
+    route = {name: where(name, inf, override) for name, inf in infra.items()}
+    schedulers = sorted(set(route.values()) - {"local"})
+    if not schedulers:
+        return make_executor("local", jobs)
+    from mlopsctl.execute.dask_executor import DaskExecutor
+
+    parts: dict[str, Executor] = {}
+    try:
+        for address in schedulers:
+            wanted = [
+                inf.dask.n_workers or 0
+                for name, inf in infra.items()
+                if route[name] == address and inf.dask is not None
+            ]
+            parts[address] = DaskExecutor(address, root, n_workers=max(wanted, default=0))
+        if "local" in route.values():
+            parts["local"] = make_executor("local", jobs)
+    except BaseException:
+        for part in parts.values():
+            part.shutdown()
+        raise
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    return RoutingExecutor(parts, route)

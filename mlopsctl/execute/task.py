@@ -17,7 +17,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ class StageResult:
     log: str = ""  # repo-relative path of the stage's log (custom stages)
     kind: str = ""  # "ran" | "restored"
     started: float = 0.0  # wall-clock start (epoch seconds), to show what ran in parallel
+    #: with ``StageJob.staging``: what the caller must land from it ("all", "partial" or "")
+    staged: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class StageJob:
     allowed_estimator_modules: tuple[str, ...] = ("sklearn",)
     #: the most threads the stage may use (see :func:`thread_cap`); 0: ``min(n_jobs, cores)``
     threads: int = 0
+    #: a staging directory the caller made: the stage writes its outputs there and lands
+    #: nothing; the caller lands them (:func:`land_staged`). A remote worker (dask) then never
+    #: writes into the workspace, so a worker killed mid-stage leaves nothing half-landed.
+    staging: str = ""
 
 
 #: what OpenMP, MKL, OpenBLAS, BLIS, Accelerate and numexpr read to size their thread pools
@@ -171,13 +177,19 @@ def _run_job(job: StageJob, threads: int) -> StageResult:
             summary, log = _run_builtin(job, threads), ""
             # measured, not assumed: what the stage's OpenMP/BLAS pools were allowed to use
             summary = {**summary, "threads": pool_threads()}
+            if job.staging:  # the caller lands the outputs, then hashes them
+                secs = time.perf_counter() - start
+                return StageResult(st.id, True, "", {}, summary, secs, log, "ran", started, "all")
         outs = _hash_outs(root, st)
         secs = time.perf_counter() - start
         return StageResult(st.id, True, "", outs, summary, secs, log, "ran", started)
     except StageFailedError as exc:
-        outs = _hash_outs(root, st, missing_ok=True) if exc.outputs_valid else {}
+        staged = "partial" if exc.outputs_valid and job.staging and st.kind != "custom" else ""
+        landed = exc.outputs_valid and not staged
+        outs = _hash_outs(root, st, missing_ok=True) if landed else {}
+        secs = time.perf_counter() - start
         return StageResult(
-            st.id, False, exc.message, outs, {}, time.perf_counter() - start, started=started
+            st.id, False, exc.message, outs, {}, secs, started=started, staged=staged
         )
     except MlopsctlError as exc:
         return StageResult(
@@ -212,9 +224,7 @@ def _run_builtin(job: StageJob, threads: int) -> dict[str, Any]:
 
     root = Path(job.root)
     st = job.stage
-    tmp_root = root / ".mlopsctl" / "tmp"
-    tmp_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{st.dvc_name}.", dir=tmp_root))
+    staging = Path(job.staging) if job.staging else make_staging(root, st)
     ctx = StageContext(
         root=root,
         usecase=job.usecase,
@@ -223,6 +233,8 @@ def _run_builtin(job: StageJob, threads: int) -> dict[str, Any]:
         n_jobs=threads,  # the estimator's and the search's n_jobs: never above the cap
         allowed_estimator_modules=job.allowed_estimator_modules,
     )
+    if job.staging:  # the caller lands (and removes) the staging directory
+        return stage_function(st.kind)(ctx)
     try:
         try:
             summary = stage_function(st.kind)(ctx)
@@ -234,6 +246,33 @@ def _run_builtin(job: StageJob, threads: int) -> dict[str, Any]:
         return summary
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def make_staging(root: Path, st: Stage) -> Path:
+    """A fresh staging directory for *st* under ``.mlopsctl/tmp`` (apply's pre-flight clears it)."""
+    tmp_root = root / ".mlopsctl" / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{st.dvc_name}.", dir=tmp_root))
+
+
+def land_staged(job: StageJob, result: StageResult) -> StageResult:
+    """In the applying process: land what a worker staged in ``job.staging``, hash it.
+
+    The worker wrote only below the staging directory; the atomic renames into the workspace
+    happen here, so a worker that dies mid-stage leaves the workspace as it was.
+    """
+    root, st = Path(job.root), job.stage
+    try:
+        if result.staged:
+            _land(Path(job.staging), root, st, partial=result.staged == "partial")
+            outs = _hash_outs(root, st, missing_ok=result.staged == "partial")
+            return replace(result, outs=outs, staged="")
+        return result
+    except MlopsctlError as exc:
+        return replace(result, ok=False, message=exc.message, outs={}, staged="")
+    finally:
+        if job.staging:
+            shutil.rmtree(job.staging, ignore_errors=True)
 
 
 def _land(staging: Path, root: Path, st: Stage, *, partial: bool) -> None:

@@ -66,6 +66,7 @@ class StagePlan:
     # turn out to be what dvc.lock records, apply leaves it up to date; if they are inputs a run
     # in the run-cache saw, apply restores that run's outputs; otherwise it runs.
     conditional: bool = False
+    runs_on: str = ""  # where apply runs it when not here: "dask tcp://host:8786" (infra)
 
     @property
     def stale(self) -> bool:
@@ -86,6 +87,8 @@ class StagePlan:
             d["restore"] = dict(sorted(self.restore.items()))
         if self.conditional:
             d["conditional"] = True
+        if self.runs_on:
+            d["runs_on"] = self.runs_on
         return d
 
 
@@ -207,6 +210,7 @@ class Plan:
                 ),
                 restore=dict(s.get("restore", {})),
                 conditional=bool(s.get("conditional", False)),
+                runs_on=str(s.get("runs_on", "")),
             )
             for s in d["stages"]
         )

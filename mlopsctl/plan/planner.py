@@ -116,7 +116,15 @@ class _Planning:
             restore=restore,
             conditional=conditional,
             note=st.note,
+            runs_on=self._runs_on(st.usecase),
         )
+
+    def _runs_on(self, usecase: str) -> str:
+        """Where apply runs the use case's stages, when not in this machine's process pool."""
+        infra = self.project.usecase(usecase).spec.infra
+        if infra.executor == "dask" and infra.dask is not None:
+            return f"dask {infra.dask.scheduler}"  # as written: ${env:NAME} is read by apply
+        return ""
 
     def _own_reasons(self, st: Stage, locked: LockedStage | None) -> list[Reason]:
         """--force, never applied, command and params."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
+from mlopsctl.report.progress import Snapshot
 from mlopsctl.results import ApplyResult, Outcome, Reporter
 
 _STYLE = {
@@ -19,6 +21,8 @@ _STYLE = {
 
 
 class PlainReporter(Reporter):
+    progress_interval = 0.0  # a progress line per MLOPSCTL_PROGRESS_INTERVAL (report/progress.py)
+
     def __init__(self, quiet: bool = False) -> None:
         from mlopsctl.report.console import console
 
@@ -36,39 +40,59 @@ class PlainReporter(Reporter):
     def info(self, message: str) -> None:
         self.out.print(message, markup=False)
 
+    def progress(self, snap: Snapshot) -> None:
+        """A stage's long work (tuning fits), as one line with its ETA: for CI logs."""
+        self.out.print(snap.line(time.time()), style="dim", markup=False)
+
     def warn(self, message: str) -> None:
         self.err.print(f"warning: {message}", style="yellow", markup=False)
 
 
 class RichReporter(PlainReporter):
-    """A spinner and elapsed time per running stage, above the finished lines."""
+    """A spinner and elapsed time per running stage, above the finished lines; a bar for a
+    stage that reports its progress (tuning)."""
+
+    progress_interval = 0.25
 
     def __init__(self) -> None:
         super().__init__()
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
-        self.progress = Progress(
+        self.bars = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
+            BarColumn(),
             TimeElapsedColumn(),
             console=self.out,
             transient=True,
         )
         self.tasks: dict[str, Any] = {}
-        self.progress.start()
+        self.bars.start()
 
     def started(self, stage_id: str, what: str) -> None:
         verb = "restoring" if what == "restore" else "running"
-        self.tasks[stage_id] = self.progress.add_task(f"{verb} {stage_id}", total=None)
+        self.tasks[stage_id] = self.bars.add_task(f"{verb} {stage_id}", total=None)
 
     def finished(self, outcome: Outcome) -> None:
         task = self.tasks.pop(outcome.stage_id, None)
         if task is not None:
-            self.progress.remove_task(task)
+            self.bars.remove_task(task)
         super().finished(outcome)
 
+    def progress(self, snap: Snapshot) -> None:
+        task = self.tasks.get(snap.stage_id)
+        if task is not None:
+            text = f"running {snap.stage_id}: {snap.text(time.time())}"
+            self.bars.update(task, total=snap.total, completed=snap.done, description=text)
+
     def close(self) -> None:
-        self.progress.stop()
+        self.bars.stop()
 
 
 def make_reporter(quiet: bool = False) -> PlainReporter:

@@ -43,6 +43,12 @@ def _action_label(sp: StagePlan) -> str:
     return ""
 
 
+def _runs_on(group: list[StagePlan]) -> str:
+    """ " (on dask tcp://...)" after a use case whose stages run on a cluster (one per use case)."""
+    where = next((sp.runs_on for sp in group if sp.runs_on), "")
+    return f" (on {where})" if where else ""
+
+
 def by_usecase(stages: Iterable[StagePlan]) -> list[tuple[str, list[StagePlan]]]:
     """The stages grouped by use case: use cases in order of first appearance, and each one's
     stages in the plan's order. The plan is in topological order over all use cases, which
@@ -62,7 +68,7 @@ def text_lines(plan: Plan) -> list[tuple[str, str]]:
         return [("green", f"No changes. Everything is up to date ({n} stage{'s' * (n != 1)}).")]
     width = max(len(s.name) for s in changed)
     for usecase, group in by_usecase(changed):
-        lines.append(("bold", usecase))
+        lines.append(("bold", usecase + _runs_on(group)))
         for sp in group:
             sym = symbol(sp)
             reasons = [r.message for r in sp.reasons] or [""]
@@ -106,7 +112,8 @@ def render_markdown(plan: Plan, review: Review | None = None, graph: Graph | Non
         for usecase, group in by_usecase(changed):
             for i, sp in enumerate(group):
                 why = "<br>".join(_md_escape(r.message) for r in sp.reasons)
-                name = usecase if i == 0 else ""  # each use case once, atop its rows
+                # each use case once, atop its rows
+                name = _md_escape(usecase + _runs_on(group)) if i == 0 else ""
                 out.append(f"| {name} | `{sp.name}` | {symbol(sp)} {sp.action.value} | {why} |")
     up = [s for s in plan.stages if s.action is Action.SKIP]
     if up:

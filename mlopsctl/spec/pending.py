@@ -1,7 +1,7 @@
 """Spec keys that validate but that this version does not act on yet: warned, never ignored.
 
 SPEC promises every key; a key whose feature has not landed must not pass silently, or a user
-who writes ``infra.executor: dask`` believes a cluster runs. `validate` and `plan` print these
+who writes ``infra.remote`` believes apply pushes there. `validate` and `plan` print these
 as warnings; each entry goes when its feature lands.
 """
 
@@ -18,11 +18,6 @@ def not_acted_on(usecases: Iterable[UseCaseFile]) -> list[str]:
     for ucf in usecases:
         uc = ucf.spec
         where = ucf.path
-        if uc.infra.executor == "dask":
-            out.append(
-                f"{where}: infra.executor: 'dask' is not available yet in this version of "
-                "mlopsctl (apply refuses it)"
-            )
         if uc.infra.remote is not None:
             out.append(
                 f"{where}: infra.remote: per-use-case remotes are not acted on yet; apply "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlopsctl.errors import StageFailedError
@@ -223,10 +223,17 @@ def fit(ctx: StageContext, pipeline: Pipeline, x: Any, y: Any) -> tuple[Any, dic
         raise StageFailedError(
             f"model.tuning.scoring: no default scorer for '{usecase.goal.primary}'; set one"
         )
+    # on a dask worker the CV fits fan out over the cluster (joblib's dask backend, through the
+    # worker's client; joblib secedes the waiting task so it holds no worker thread): the
+    # search then takes every worker thread (-1), each fit single-threaded as the nanny sets
+    # dask workers up. Elsewhere a local pool of ctx.n_jobs workers, one thread each (the
+    # stage's cap, never n_jobs squared).
+    on_dask = _on_dask_worker()
+    n_jobs = -1 if on_dask else ctx.n_jobs
     search: Any
     if tuning.method == "grid":
         search = GridSearchCV(
-            pipeline, grid, scoring=scoring, cv=tuning.cv, n_jobs=ctx.n_jobs, error_score="raise"
+            pipeline, grid, scoring=scoring, cv=tuning.cv, n_jobs=n_jobs, error_score="raise"
         )
     elif tuning.method == "random":
         search = RandomizedSearchCV(
@@ -235,7 +242,7 @@ def fit(ctx: StageContext, pipeline: Pipeline, x: Any, y: Any) -> tuple[Any, dic
             n_iter=tuning.n_iter,
             scoring=scoring,
             cv=tuning.cv,
-            n_jobs=ctx.n_jobs,
+            n_jobs=n_jobs,
             random_state=usecase.data.split.seed,
             error_score="raise",
         )
@@ -243,13 +250,23 @@ def fit(ctx: StageContext, pipeline: Pipeline, x: Any, y: Any) -> tuple[Any, dic
         raise StageFailedError(f"model.tuning.method: unknown method '{tuning.method}'")
     from joblib import parallel_config
 
+    from mlopsctl.report.progress import Progress
+
+    backend = (
+        parallel_config(backend="dask")
+        if on_dask
+        else parallel_config(backend="loky", inner_max_num_threads=1)
+    )
+    # every candidate on every fold, then the refit of the best on the whole training set
+    total = _n_candidates(search, grid) * tuning.cv + 1
+    progress = Progress(ctx.root, f"{usecase.name}/train", total, "tuning", "fits")
     try:
-        # the search's workers inherit the stage's thread cap: one thread each, or they would
-        # use n_jobs threads apiece
-        with _quiet_n_jobs(), parallel_config(backend="loky", inner_max_num_threads=1):
+        with _quiet_n_jobs(), backend, _counting_fits(progress.update):
             search.fit(x, y)
     except (ValueError, TypeError) as exc:
         raise StageFailedError(f"tuning {path} ({tuning.method} search) failed: {exc}") from exc
+    finally:
+        progress.close()
     best_params = {k.removeprefix("model__"): jsonable(v) for k, v in search.best_params_.items()}
     record = {
         "method": tuning.method,
@@ -260,6 +277,53 @@ def fit(ctx: StageContext, pipeline: Pipeline, x: Any, y: Any) -> tuple[Any, dic
         "candidates": len(search.cv_results_["params"]),
     }
     return search.best_estimator_, record
+
+
+def _on_dask_worker() -> bool:
+    """True inside a task of a dask worker (the dask executor runs this stage there)."""
+    import sys
+
+    if "distributed" not in sys.modules:  # never imported: no dask worker in this process
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def _n_candidates(search: Any, grid: dict[str, list[Any]]) -> int:
+    """How many parameter settings *search* tries (a grid's size, or n_iter at most)."""
+    from sklearn.model_selection import ParameterGrid
+
+    size = len(ParameterGrid(grid))
+    n_iter = getattr(search, "n_iter", None)
+    return min(size, int(n_iter)) if n_iter is not None else size
+
+
+@contextlib.contextmanager
+def _counting_fits(report: Callable[[int], None]) -> Iterator[None]:
+    """Call *report* with the number of fits done each time joblib completes a batch.
+
+    joblib's ``Parallel.print_progress`` runs in this process after every completed batch,
+    whichever backend ran it (sequential, loky or dask), with ``n_completed_tasks`` counted;
+    it is the one hook the search offers. Patched for the block, restored after.
+    """
+    from joblib import Parallel
+
+    original = Parallel.print_progress
+
+    def print_progress(self: Any) -> None:
+        original(self)
+        report(int(self.n_completed_tasks))
+
+    Parallel.print_progress = print_progress
+    try:
+        yield
+    finally:
+        Parallel.print_progress = original
 
 
 @contextlib.contextmanager

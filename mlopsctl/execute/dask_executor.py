@@ -1,0 +1,315 @@
+"""The dask executor: each stage a task on a dask.distributed cluster (``infra.executor: dask``).
+
+Imported only when a use case (or ``apply --executor dask``) chooses it; dask is the optional
+extra ``mlopsctl[dask]``. The executor has the local pool's methods (submit, shutdown, cancel),
+so the apply loop submits a stage when its upstream finished, shows the same progress and keeps
+the same failure policy whichever runs it.
+
+What runs where:
+
+* a worker runs the stage (:func:`run_on_worker` -> ``task.run_job``) and writes its outputs
+  only into a staging directory that the applying process made (``StageJob.staging``); it
+  returns the stage's result;
+* the applying process lands the staged outputs (atomic renames), hashes them, journals and
+  records them. State (dvc.lock, ``.dvc`` files, the DVC cache, git, the push) is never
+  written by a worker. A custom stage's command runs in the repository on the worker, as DVC
+  would run it.
+
+Before any stage runs the executor checks that the cluster can do the work: the scheduler
+answers within :data:`CONNECT_TIMEOUT`, every worker sees the repository at the same path
+(shared storage: a token file written here must be readable there), and every worker runs the
+same Python, mlopsctl and library versions as this process (the environment fingerprint of
+``compile/environment.py``, which is part of train's command). Each fails with one message.
+
+A worker that dies mid-stage is the scheduler's business: it reschedules the task on another
+worker (up to ``distributed.scheduler.allowed-failures`` times), and the stage then writes into
+its staging directory afresh; past that, the stage fails with ``KilledWorker``. Nothing the
+killed attempt wrote has landed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mlopsctl.errors import MlopsctlError
+from mlopsctl.execute import task
+from mlopsctl.fsutil import atomic_write
+from mlopsctl.interrupts import deferred
+
+log = logging.getLogger(__name__)
+
+#: seconds to reach the scheduler: an unreachable one is one clear error, well within 10 s
+CONNECT_TIMEOUT = float(os.environ.get("MLOPSCTL_DASK_CONNECT_TIMEOUT", "4"))
+#: seconds to wait for ``infra.dask.n_workers`` workers to join
+WORKERS_TIMEOUT = 60.0
+INSTALL_HINT = "pip install 'mlopsctl[dask]'"
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def import_distributed() -> Any:
+    """dask.distributed, or one clear error naming the extra that installs it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise MlopsctlError(
+            f"infra.executor: dask needs dask.distributed, which is not installed ({exc.name} is "
+            f"missing): {INSTALL_HINT}"
+        ) from exc
+    return distributed
+
+
+def resolve_scheduler(text: str) -> str:
+    """``infra.dask.scheduler`` with its ``${env:NAME}`` references read (never written out)."""
+
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise MlopsctlError(
+                f"infra.dask.scheduler: environment variable {name} is not set "
+                f"(the scheduler address {text!r} uses it)"
+            )
+        return os.environ[name]
+
+    return _ENV_REF.sub(value, text)
+
+
+# --- run on a worker -----------------------------------------------------------------------
+
+
+def run_on_worker(
+    fn: Callable[[task.StageJob], task.StageResult],
+    job: task.StageJob,
+    host_threads: dict[str, int],
+) -> Any:
+    """On a dask worker: run *job* with its threads capped to its share of this host's cores.
+
+    The workers of one host (``dask worker --nworkers N``, a LocalCluster) run
+    *host_threads*[host] tasks at once between them, so one task may use ``cores // that``
+    threads: the host's workers times their threads times each task's threads never exceed
+    its cores.
+    """
+    from distributed import get_worker
+
+    worker = get_worker()
+    nthreads = int(getattr(worker.state, "nthreads", 1) or 1)
+    parallel = max(nthreads, host_threads.get(host_of(worker.address), nthreads))
+    job = replace(job, threads=task.thread_cap(job.n_jobs, parallel))
+    if job.staging:  # a retry after a killed worker starts from an empty staging directory
+        shutil.rmtree(job.staging, ignore_errors=True)
+        Path(job.staging).mkdir(parents=True, exist_ok=True)
+    return fn(job)
+
+
+def host_of(address: str) -> str:
+    """``tcp://10.0.0.7:39113`` -> ``10.0.0.7``."""
+    return urlsplit(address).hostname or address
+
+
+def worker_environment() -> dict[str, str]:
+    """On a worker: its environment fingerprint (Python, mlopsctl and library versions)."""
+    from mlopsctl.compile.environment import environment
+
+    return dict(environment())
+
+
+def sees_token(path: str, token: str) -> str:
+    """On a worker: "" when *path* holds *token* (it sees our repository), else what it saw."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    return "" if text == token else f"{path} holds other content"
+
+
+def stop_command() -> None:
+    """On a worker: kill the custom command it runs for us (an interrupted apply)."""
+    task.stop_command()
+
+
+# --- the executor ----------------------------------------------------------------------------
+
+
+class DaskExecutor:
+    """Stages as tasks on the dask cluster at *scheduler*; the checks of the module doc first."""
+
+    def __init__(self, scheduler: str, root: Path, n_workers: int | None = None) -> None:
+        distributed = import_distributed()
+        self.address = resolve_scheduler(scheduler)
+        self.root = root
+        _quiet_dask_logs()
+        try:
+            self._client = distributed.Client(
+                self.address, timeout=CONNECT_TIMEOUT, set_as_default=False
+            )
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            log.debug("dask connect failed: %s", exc)
+            raise MlopsctlError(
+                f"cannot reach the dask scheduler {self.address} (infra.dask.scheduler): no "
+                f"answer within {CONNECT_TIMEOUT:g}s; no stage ran"
+            ) from None
+        try:
+            self.max_parallel = self._check_workers(n_workers)
+            self._check_environment()
+            self._check_shared_storage()
+        except BaseException:
+            self._client.close()
+            raise
+        self._futures: set[Any] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        # one thread per stage in flight waits for its task, then lands its outputs here
+        self._threads = cf.ThreadPoolExecutor(
+            max_workers=self.max_parallel, thread_name_prefix="mlopsctl-dask"
+        )
+        log.debug("dask executor: %s, %d worker threads", self.address, self.max_parallel)
+
+    # -- start-up checks
+
+    def _check_workers(self, n_workers: int | None) -> int:
+        if n_workers:
+            try:
+                self._client.wait_for_workers(n_workers, timeout=WORKERS_TIMEOUT)
+            except (TimeoutError, OSError) as exc:
+                raise MlopsctlError(
+                    f"dask scheduler {self.address}: fewer than infra.dask.n_workers={n_workers} "
+                    f"workers joined within {WORKERS_TIMEOUT:g}s ({_first_line(exc)})"
+                ) from None
+        workers = self._client.scheduler_info(n_workers=-1).get("workers", {})
+        if not workers:
+            raise MlopsctlError(f"dask scheduler {self.address} has no workers; no stage ran")
+        self._host_threads: dict[str, int] = {}  # worker threads per host, for the thread cap
+        for address, info in workers.items():
+            host = host_of(address)
+            self._host_threads[host] = self._host_threads.get(host, 0) + int(info["nthreads"])
+        return max(1, sum(self._host_threads.values()))
+
+    def _check_environment(self) -> None:
+        from mlopsctl.compile.environment import environment
+
+        here = environment()
+        try:
+            theirs: dict[str, dict[str, str]] = self._client.run(worker_environment)
+        except Exception as exc:  # the worker cannot even import mlopsctl (or this version)
+            raise MlopsctlError(
+                f"dask workers at {self.address} cannot run mlopsctl: "
+                f"{type(exc).__name__}: {_first_line(exc)}; install the same mlopsctl there "
+                f"({INSTALL_HINT})"
+            ) from None
+        problems = [
+            f"{name} {here.get(name, 'missing')} here, {env.get(name, 'missing')} on {worker}"
+            for worker, env in sorted(theirs.items())
+            for name in sorted(set(here) | set(env))
+            if here.get(name) != env.get(name)
+        ]
+        if problems:
+            raise MlopsctlError(
+                f"dask workers at {self.address} run other versions than this apply (a model "
+                "trained there would not be the one the plan pins): "
+                + "; ".join(problems)
+                + ". Install the same versions on the workers."
+            )
+
+    def _check_shared_storage(self) -> None:
+        token = secrets.token_hex(16)
+        path = self.root / ".mlopsctl" / f"dask-check-{token[:8]}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, token)
+        try:
+            seen: dict[str, str] = self._client.run(sees_token, str(path), token)
+        finally:
+            path.unlink(missing_ok=True)
+        blind = {worker: why for worker, why in sorted(seen.items()) if why}
+        if blind:
+            raise MlopsctlError(
+                f"dask workers at {self.address} do not see this repository at {self.root}: "
+                + "; ".join(f"{w}: {why}" for w, why in blind.items())
+                + ". Workers need it at the same path on shared storage (docs/scale-out.md)."
+            )
+
+    # -- the Executor interface
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
+        return self._threads.submit(self._run, fn, args)
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """In a thread of this process: run one task, then land what it staged."""
+        job = args[0] if len(args) == 1 and isinstance(args[0], task.StageJob) else None
+        if job is None:
+            return self._wait(self._client.submit(fn, *args, pure=False))
+        if job.stage.kind != "custom":
+            job = replace(job, staging=str(task.make_staging(self.root, job.stage)))
+        try:
+            key = f"mlopsctl-{job.stage.dvc_name}-{uuid.uuid4().hex[:8]}"
+            submitted = self._client.submit(
+                run_on_worker, fn, job, self._host_threads, key=key, pure=False
+            )
+            result = self._wait(submitted)
+        except BaseException:
+            if job.staging:
+                shutil.rmtree(job.staging, ignore_errors=True)
+            raise
+        return task.land_staged(job, result)
+
+    def _wait(self, future: Any) -> Any:
+        with self._lock:
+            self._futures.add(future)
+        try:
+            while True:  # in slices: a cancelled apply must not leave this thread waiting
+                if self._stopping.is_set():
+                    raise cf.CancelledError("apply was interrupted")
+                try:
+                    return future.result(timeout=0.5)
+                except TimeoutError:
+                    continue
+        finally:
+            with self._lock:
+                self._futures.discard(future)
+
+    def shutdown(self) -> None:
+        self._threads.shutdown(wait=not self._stopping.is_set(), cancel_futures=True)
+        self._close()
+
+    def cancel(self) -> None:
+        with deferred():  # a second ^C must not leave the cluster half-told
+            self._stopping.set()
+            with self._lock:
+                futures = list(self._futures)
+            if futures:
+                with contextlib.suppress(Exception):
+                    self._client.cancel(futures, force=True)
+                # a task's Python thread cannot be stopped; a custom command can
+                with contextlib.suppress(Exception):
+                    self._client.run(stop_command, wait=True)
+            self._close()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            log.debug("dask executor: cancelled %d task(s)", len(futures))
+
+    def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.close(timeout=CONNECT_TIMEOUT)
+
+
+def _quiet_dask_logs() -> None:
+    """distributed logs every failed connect attempt; our error says it once (``--debug``
+    keeps them)."""
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        for name in ("distributed", "distributed.client", "distributed.comm.core"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

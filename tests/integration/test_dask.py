@@ -1,0 +1,343 @@
+"""The dask executor against a real dask.distributed LocalCluster (2 worker processes).
+
+The cluster runs in this test process (module-scoped, closed at the end with its worker
+processes); the CLI under test connects to its address from a subprocess, as `mlopsctl apply`
+on a laptop connects to a team's scheduler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlopsctl.execute.task import cores
+
+from .conftest import ENV, edit, git, make_project, mlopsctl
+
+distributed = pytest.importorskip("distributed")
+
+EXAMPLES = ("breast-cancer", "house-prices")
+LOCAL = "  executor: local\n"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A LocalCluster of two single-threaded worker processes; no process outlives the module."""
+    lc = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+    )
+    client = distributed.Client(lc)
+    pids = set(client.run(os.getpid).values())
+    try:
+        yield client
+    finally:
+        pids |= set(_worker_pids(client))
+        client.close()
+        lc.close()
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in pids if _alive(p)], "LocalCluster left worker processes behind"
+
+
+def _worker_pids(client: Any) -> list[int]:
+    try:
+        return list(client.run(os.getpid).values())
+    except Exception:  # a worker restarting
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie of ours counts as gone
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def use_dask(root: Path, usecase: str, address: str) -> None:
+    """Point *usecase*'s infra at the dask scheduler *address*."""
+    edit(
+        root / "usecases" / f"{usecase}.yaml",
+        LOCAL,
+        f'  executor: dask\n  dask: {{scheduler: "{address}"}}\n',
+    )
+    git(root, "commit", "-q", "-am", f"{usecase} on dask")
+
+
+def closed_port() -> str:
+    """The address of a port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def outputs(root: Path, usecase: str) -> dict[str, str]:
+    files = [
+        f"artifacts/{usecase}/model.skops",
+        f"reports/{usecase}/metrics.json",
+        f"reports/{usecase}/training.json",
+    ]
+    return {rel: md5(root / rel) for rel in files}
+
+
+def assert_consistent(root: Path) -> None:
+    """dvc.lock, the workspace and git agree: nothing to apply, nothing uncommitted."""
+    proc = mlopsctl(root, "plan", "--detailed-exitcode")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert git(root, "status", "--porcelain") == ""
+    assert not (root / ".mlopsctl" / "journal.jsonl").exists()
+
+
+# --- default run ------------------------------------------------------------------------------
+
+
+def test_workers_with_other_versions_are_refused(
+    cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
+) -> None:
+    root = applied("breast-cancer")
+    use_dask(root, "breast-cancer", cluster.scheduler.address)
+    # a fault no real setup lets a test cause: one worker reports another scikit-learn
+    worker = sorted(cluster.scheduler_info()["workers"])[0]
+    fake = "from mlopsctl.compile.environment import environment; environment()['{}'] = '{}'"
+    cluster.run(exec, fake.format("scikit-learn", "0.0.1"), workers=[worker])
+    try:
+        proc = mlopsctl(root, "apply", "--force")
+    finally:
+        reset = "from mlopsctl.compile.environment import environment; environment.cache_clear()"
+        cluster.run(exec, reset)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1, proc.stderr
+    from mlopsctl.compile.environment import environment
+
+    assert "scikit-learn" in errors[0] and "0.0.1" in errors[0], errors
+    assert environment()["scikit-learn"] in errors[0] and worker in errors[0], errors
+    assert "ran" not in proc.stdout
+    assert git(root, "status", "--porcelain") == ""  # nothing ran, nothing recorded
+
+
+def test_workers_that_do_not_see_the_repository_are_refused(
+    cluster: Any, applied: Callable[[str], Path]
+) -> None:
+    root = applied("breast-cancer")
+    use_dask(root, "breast-cancer", cluster.scheduler.address)
+    # the fault: one worker on another machine, without the shared file system (its check of
+    # the token file fails as a missing mount would make it fail)
+    worker = sorted(cluster.scheduler_info()["workers"])[0]
+    module = "import mlopsctl.execute.dask_executor as d; "
+    blind = module + "d._sees, d.sees_token = d.sees_token, lambda p, t: 'cannot read ' + p"
+    cluster.run(exec, blind, workers=[worker])
+    try:
+        proc = mlopsctl(root, "apply", "--force")
+    finally:
+        cluster.run(exec, module + "d.sees_token = getattr(d, '_sees', d.sees_token)")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and "do not see this repository" in errors[0], proc.stderr
+    assert worker in errors[0] and str(root) in errors[0], errors
+    assert "ran" not in proc.stdout
+    assert not list((root / ".mlopsctl").glob("dask-check-*"))  # the token file is gone
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_unreachable_scheduler_is_one_error_before_any_stage(tmp_path: Path) -> None:
+    root = make_project(tmp_path, "breast-cancer", remote=False)
+    address = closed_port()
+    use_dask(root, "breast-cancer", address)
+    proc = mlopsctl(root, "apply")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot reach the dask scheduler")
+    assert address in errors[0], errors
+    assert proc.stdout.strip() == ""  # not one stage started
+    assert not (root / "dvc.lock").exists()
+    assert not (root / "reports").exists()
+
+
+def test_dask_missing_names_the_extra(tmp_path: Path) -> None:
+    """Without dask installed, choosing it is one error that says how to install it."""
+    root = make_project(tmp_path, "breast-cancer", remote=False)
+    use_dask(root, "breast-cancer", closed_port())
+    # the fault: an environment without dask.distributed (a stand-in that fails to import)
+    fake = tmp_path / "no-dask" / "distributed"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'distributed'\", name='distributed')\n"
+    )
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(fake.parent), ENV.get("PYTHONPATH", "")])}
+    proc = mlopsctl(root, "apply", env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and "pip install 'mlopsctl[dask]'" in errors[0], proc.stderr
+    assert not (root / "dvc.lock").exists()
+
+
+# --- slow: whole applies through the cluster ---------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_apply_on_dask_is_byte_identical_to_local(
+    example: str, cluster: Any, applied: Callable[[str], Path]
+) -> None:
+    root = applied(example)  # applied by the local executor
+    local = outputs(root, example)
+    lock = (root / "dvc.lock").read_bytes()
+    address = cluster.scheduler.address
+    # every core wanted: each task gets its share of the host's cores, never more
+    edit(root / "usecases" / f"{example}.yaml", "  n_jobs: 1", "  n_jobs: -1")
+    use_dask(root, example, address)
+
+    plan = json.loads(mlopsctl(root, "plan", "--format", "json", "--force", check=True).stdout)
+    assert {s.get("runs_on") for s in plan["stages"]} == {f"dask {address}"}
+    assert f"{example} (on dask {address})" in mlopsctl(root, "plan", "--force").stdout
+
+    proc = mlopsctl(root, "apply", "--force", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stages = json.loads(proc.stdout)["stages"]
+    assert stages and all(s["status"] == "ran" for s in stages), stages
+    # two single-threaded workers on this host: workers x threads x each task's threads <= cores
+    share = max(1, cores() // 2)
+    assert {s["summary"]["threads"] for s in stages if "threads" in s["summary"]} == {share}
+    assert outputs(root, example) == local
+    assert (root / "dvc.lock").read_bytes() == lock
+    assert_consistent(root)
+    assert not list((root / ".mlopsctl" / "tmp").glob("*"))  # every staging dir landed or went
+
+
+@pytest.mark.slow
+def test_executor_local_overrides_the_spec(applied: Callable[[str], Path]) -> None:
+    root = applied("breast-cancer")
+    before = outputs(root, "breast-cancer")
+    use_dask(root, "breast-cancer", closed_port())  # would fail if apply went to it
+    proc = mlopsctl(root, "apply", "--force", "--executor", "local")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert outputs(root, "breast-cancer") == before
+    assert_consistent(root)
+
+
+#: house-prices' grid, widened: a train of many gradient-boosting fits, long enough to be
+#: killed in the middle, its CV fits spread over the cluster by joblib's dask backend
+GRID = ("learning_rate: [0.05, 0.1]", "learning_rate: [0.03, 0.05, 0.07, 0.1, 0.15, 0.2]")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_stage_is_retried_and_nothing_half_lands(
+    cluster: Any, applied: Callable[[str], Path]
+) -> None:
+    root = applied("house-prices")
+    edit(root / "usecases" / "house-prices.yaml", *GRID)
+    use_dask(root, "house-prices", cluster.scheduler.address)
+    lock_before = (root / "dvc.lock").read_bytes()
+
+    killed: list[str] = []
+
+    def kill_the_train_worker() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            for worker, keys in cluster.processing().items():
+                if any("_train-" in str(k) for k in keys):
+                    time.sleep(0.5)  # in the middle of the stage
+                    pid = cluster.run(os.getpid, workers=[worker])[worker]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(worker)
+                    return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_train_worker)
+    killer.start()
+    proc = mlopsctl(root, "apply")
+    killer.join()
+    assert killed, "the train task was never seen running"
+    out = proc.stdout + proc.stderr
+    print(f"killed {killed[0]}: apply exited {proc.returncode}\n{out}")  # which path it took
+    if proc.returncode == 0:  # retried on the other worker
+        assert "house-prices/train: ran" in proc.stdout, out
+    else:  # or a clear failure of that stage, recorded nowhere
+        assert proc.returncode == 1 and "house-prices/train: failed" in proc.stdout, out
+        assert (root / "dvc.lock").read_bytes() == lock_before
+        assert "Traceback" not in proc.stderr
+        mlopsctl(root, "apply", check=True)  # a plain re-apply finishes the work
+    assert_consistent(root)
+    training = json.loads((root / "reports" / "house-prices" / "training.json").read_text())
+    assert training["tuning"]["candidates"] == 6
+    # the cluster is whole again for the next test (the nanny restarted the killed worker)
+    cluster.wait_for_workers(2, timeout=60)
+
+
+@pytest.mark.slow
+def test_an_interrupt_cancels_the_tasks_and_closes_the_client(
+    cluster: Any, applied: Callable[[str], Path]
+) -> None:
+    root = applied("house-prices")
+    edit(root / "usecases" / "house-prices.yaml", *GRID)
+    use_dask(root, "house-prices", cluster.scheduler.address)
+    lock_before = (root / "dvc.lock").read_bytes()
+    head = git(root, "rev-parse", "HEAD")
+    scheduler = cluster.cluster.scheduler  # the LocalCluster's scheduler, in this process
+    clients_before = _clients(scheduler)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlopsctl", "apply"],
+        cwd=root,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: _keys(scheduler, "_train-"), "the train task to start")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert (root / "dvc.lock").read_bytes() == lock_before
+    assert git(root, "rev-parse", "HEAD") == head
+    # the scheduler forgot apply's tasks and its client
+    _wait_for(lambda: not _keys(scheduler, "mlopsctl-"), "the stage tasks to be released")
+    _wait_for(lambda: _clients(scheduler) <= clients_before, "apply's client to close")
+    mlopsctl(root, "apply", check=True)  # a plain re-apply finishes the work
+    assert_consistent(root)
+
+
+def _clients(scheduler: Any) -> set[str]:
+    """The scheduler's clients but the workers' own (joblib's dask backend opens one in a worker
+    that tunes, named ``Client-worker-...``; it stays with the worker)."""
+    return {c for c in list(scheduler.clients) if not str(c).startswith("Client-worker-")}
+
+
+def _keys(scheduler: Any, part: str) -> list[str]:
+    return [str(k) for k in list(scheduler.tasks) if part in str(k)]
+
+
+def _wait_for(check: Callable[[], Any], what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
