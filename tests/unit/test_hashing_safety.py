@@ -112,3 +112,12 @@ def test_a_mlopsctl_folder_linked_out_is_neither_read_nor_written(repo: Path) ->
     hashes.md5("data/a.csv")
     hashes.save()
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4 * 1024 * 1024 - 1, 4 * 1024 * 1024 + 1])
+def test_file_md5_of_every_size_matches_hashlib(tmp_path: Path, size: int) -> None:
+    """The read buffer is sized to the file (small outputs): every size still hashes whole."""
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    assert file_md5(path) == hashlib.md5(data).hexdigest()
