@@ -150,5 +150,5 @@ class HashCache:
             inside_repo(self.root, CACHE_FILE)
         except UnsafePathError:  # `.mlopsctl` leads out of the repository: keep nothing
             return
-        atomic_write(self._path, json.dumps(self._entries, sort_keys=True))
+        atomic_write(self._path, json.dumps(self._entries, sort_keys=True), durable=False)
         self._dirty = False
