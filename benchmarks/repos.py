@@ -298,3 +298,48 @@ def tool_env(bin_dir: Path) -> dict[str, str]:
     # as installed for a user: compiled modules cached (a stale or missing .pyc costs every run)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
+
+
+# --- four independent use cases (parallel speed-up) ---------------------------------------------
+
+USECASE_NAMES = ("churn-a", "churn-b", "churn-c", "churn-d")
+
+
+def make_usecases_repo(
+    root: Path, csv: Path, env: Mapping[str, str], scheduler: str | None = None
+) -> Path:
+    """Four independent use cases, each the real pipeline on the same (DVC-tracked) CSV.
+
+    The executor is the project's default: the local pool, or with *scheduler* the dask executor
+    on that cluster. Each use case asks for one thread (``n_jobs: 1``): the two runners of the
+    speed-up benchmark then do exactly the same work, only their parallelism differs.
+    """
+    init_git_dvc(root, env)
+    (root / "data").mkdir()
+    shutil.copyfile(csv, root / "data" / "customers.csv")
+    run(["dvc", "add", "-q", "data/customers.csv"], root, env)
+    infra = (
+        "{infra: {executor: local, n_jobs: 1}}"
+        if scheduler is None
+        else f'{{infra: {{executor: dask, n_jobs: 1, dask: {{scheduler: "{scheduler}"}}}}}}'
+    )
+    (root / "mlopsctl.yaml").write_text(PROJECT_YAML + f"defaults: {infra}\n", "utf-8")
+    (root / "usecases").mkdir()
+    for name in USECASE_NAMES:
+        text = pipeline_usecase().replace("name: churn\n", f"name: {name}\n", 1)
+        text = text.replace("infra:\n  executor: local\n  n_jobs: 1\n", "")
+        (root / "usecases" / f"{name}.yaml").write_text(text, "utf-8")
+    commit_all(root, env, "benchmark: four independent use cases")
+    return root
+
+
+def fresh_clone(origin: Path, clone: Path, env: Mapping[str, str]) -> Path:
+    """A CI checkout of *origin*: `git clone`, then its DVC outputs as `dvc pull` leaves them.
+
+    The DVC cache is copied (what `dvc fetch` downloads) and `dvc checkout` puts the outputs in
+    the workspace; mlopsctl's `.mlopsctl/` is git-ignored, so the clone has none.
+    """
+    run(["git", "clone", "-q", str(origin), str(clone)], origin.parent, env)
+    shutil.copytree(origin / ".dvc" / "cache", clone / ".dvc" / "cache")
+    run(["dvc", "checkout", "-q"], clone, env)
+    return clone

@@ -30,7 +30,7 @@ import repos
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-BENCHMARKS = ("noop", "executor", "pipeline", "hash")
+BENCHMARKS = ("noop", "cold", "scale", "executor", "pipeline", "usecases", "hash")
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -229,19 +229,128 @@ def bench_noop(b: Bench, sizes: Sequence[int]) -> dict[str, Any]:
     return {"rows": rows, "plan_phases": phases}
 
 
-def plan_phases(b: Bench, root: Path) -> dict[str, Any]:
-    """The phases of a no-op plan (medians), the bare interpreter start, and CLI wall time."""
-    b.log("noop: plan phases")
+def plan_phases(b: Bench, root: Path, cold: bool = False) -> dict[str, Any]:
+    """The phases of a no-op plan (medians), the bare interpreter start, and CLI wall time.
+
+    *cold*: each run without `.mlopsctl/` (a fresh clone's first plan).
+    """
+    b.log(f"plan phases{' (cold)' if cold else ''}")
     probe = BENCH_DIR / "plan_phases.py"
-    runs = [json.loads(b.run([sys.executable, str(probe)], root)[1].stdout) for _ in range(b.reps)]
-    out: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+    walls: list[float] = []
+
+    def probe_run() -> dict[str, float]:
+        if cold:
+            shutil.rmtree(root / ".mlopsctl", ignore_errors=True)
+        seconds, proc = b.run([sys.executable, str(probe)], root)
+        walls.append(seconds)
+        return dict(json.loads(proc.stdout))
+
+    runs = [probe_run() for _ in range(b.reps)]
+    keys = list(dict.fromkeys(k for r in runs for k in r))  # a cold run has more phases
+    out: dict[str, Any] = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
     out["python -c pass (interpreter start)"] = statistics.median(
         b.timed([sys.executable, "-c", "pass"], root) for _ in range(b.reps)
     )
-    out["probe wall (fork to exit)"] = statistics.median(
-        b.timed([sys.executable, str(probe)], root) for _ in range(b.reps)
-    )
+    out["probe wall (fork to exit)"] = statistics.median(walls)
     return out
+
+
+# --- 1b. cold plan on a fresh clone vs cold dvc status ------------------------------------------
+
+
+def chain_applied(b: Bench, n: int) -> Path:
+    """The chain repository of *n* stages in all, applied once (built once per run)."""
+    root = b.work / f"chain-{n}"
+    if not (root / "dvc.lock").exists():
+        repos.make_chain_repo(root, n - repos.BUILTIN_STAGES, b.env)
+        b.log(f"chain {n} stages: first apply")
+        b.apply(root)
+    return root
+
+
+def dvc_site_cache(b: Bench, root: Path) -> Path:
+    """Where DVC keeps its state of *root* (file hashes, index) outside the repository."""
+    code = "from dvc.repo import Repo; print(Repo('.').site_cache_dir)"
+    return Path(b.run([sys.executable, "-c", code], root)[1].stdout.strip())
+
+
+def bench_cold(b: Bench, sizes: Sequence[int]) -> dict[str, Any]:
+    """`mlopsctl plan` and `dvc status` on a fresh clone (CI), both without any cache."""
+    rows = []
+    for n in sizes:
+        origin = chain_applied(b, n)
+        clone = repos.fresh_clone(origin, b.work / f"clone-{n}", b.env)
+        site = dvc_site_cache(b, clone)
+        if b.run([b.mlopsctl, "plan", "--detailed-exitcode"], clone)[1].returncode != 0:
+            raise RuntimeError(f"plan on the fresh clone {clone} is not a no-op")
+        if json.loads(b.run([b.dvc, "status", "--json"], clone)[1].stdout or "{}"):
+            raise RuntimeError(f"dvc status on the fresh clone {clone} is not clean")
+        cold_plan, cold_status, warm_plan, warm_status = Series(), Series(), Series(), Series()
+        reps = 2 * b.reps if n <= 200 else b.reps
+        for i in range(reps):
+            b.log(f"cold {n} stages: rep {i + 1}/{reps}")
+            shutil.rmtree(site, ignore_errors=True)  # DVC's hashes and index of this clone
+            cold_status.add(b.timed([b.dvc, "status"], clone))
+            shutil.rmtree(clone / ".mlopsctl", ignore_errors=True)  # git-ignored: not in a clone
+            cold_plan.add(b.timed([b.mlopsctl, "plan", "--detailed-exitcode"], clone))
+            warm_status.add(b.timed([b.dvc, "status"], clone))
+            warm_plan.add(b.timed([b.mlopsctl, "plan", "--detailed-exitcode"], clone))
+        rows.append(
+            {
+                "stages": n,
+                "dvc_site_cache": str(site),
+                "cold_plan": cold_plan.to_json(),
+                "cold_dvc_status": cold_status.to_json(),
+                "warm_plan": warm_plan.to_json(),
+                "warm_dvc_status": warm_status.to_json(),
+                "cold_ratio": ratio(cold_plan.median, cold_status.median),
+                "warm_ratio": ratio(warm_plan.median, warm_status.median),
+                "cold_over_warm_plan": ratio(cold_plan.median, warm_plan.median),
+            }
+        )
+        if n == max(sizes):
+            rows[-1]["plan_phases_cold"] = plan_phases(b, clone, cold=True)
+    return {"rows": rows}
+
+
+# --- 1c. scale sweep: plan and forced apply, 10 to 1,000 stages ----------------------------------
+
+
+def bench_scale(b: Bench, sizes: Sequence[int]) -> dict[str, Any]:
+    """No-op plan and `apply --force --no-commit` of chains of *sizes* stages (mlopsctl only)."""
+    base_root = chain_applied(b, repos.BUILTIN_STAGES)
+    rows = []
+    for n in [repos.BUILTIN_STAGES, *sorted(set(sizes))]:
+        root = base_root if n == repos.BUILTIN_STAGES else chain_applied(b, n)
+        plan, apply_ = Series(), Series()
+        reps = b.reps if n <= 200 else min(b.reps, 3)
+        for i in range(reps):
+            b.log(f"scale {n} stages: rep {i + 1}/{reps}")
+            plan.add(b.timed([b.mlopsctl, "plan", "--detailed-exitcode"], root))
+            seconds, result = b.apply(root, "--force", "--no-commit")
+            if sum(1 for st in result["stages"] if st["status"] == "ran") != n:
+                raise RuntimeError(f"apply --force in {root} did not run all {n} stages")
+            apply_.add(seconds)
+        rows.append({"stages": n, "plan": plan.to_json(), "apply_force": apply_.to_json()})
+    base = rows[0]
+    for row in rows[1:]:
+        extra = row["stages"] - base["stages"]
+        row["apply_per_stage_marginal"] = (
+            row["apply_force"]["median"] - base["apply_force"]["median"]
+        ) / extra
+        row["plan_per_stage_marginal"] = (row["plan"]["median"] - base["plan"]["median"]) / extra
+    sized = rows[1:]
+    fits = {}
+    for key in ("plan", "apply_force"):
+        slope, intercept = fit_line([r["stages"] for r in sized], [r[key]["median"] for r in sized])
+        fits[key] = {"per_stage_s": slope, "fixed_s": intercept}
+        # linear: the line predicts every size within 15% (or 50 ms) of what was measured
+        fits[key]["worst_residual"] = max(
+            abs(r[key]["median"] - (slope * r["stages"] + intercept)) / r[key]["median"]
+            for r in sized
+        )
+    return {"rows": rows, "fit": fits}
 
 
 # --- 2. executor overhead per trivial stage -----------------------------------------------------
@@ -333,15 +442,17 @@ def bench_pipeline(b: Bench, rows: int, threads: int | None) -> dict[str, Any]:
     b.log("pipeline: first runs (warm-up)")
     first_apply, _ = b.apply(ml_root, env=env)
     run_bare(b, bare_root, env)
+    run_one_process(b, bare_root, env)
     first_repro = b.timed([b.dvc, "repro"], dvc_root, env=env)
 
-    bare, ml, dvc = Series(), Series(), Series()
+    bare, one, ml, dvc = Series(), Series(), Series(), Series()
     bare_steps: dict[str, list[float]] = {}
     ml_stages: dict[str, list[float]] = {}
     for i in range(b.reps):
         b.log(f"pipeline: rep {i + 1}/{b.reps}")
         total, steps = run_bare(b, bare_root, env)
         bare.add(total)
+        one.add(run_one_process(b, bare_root, env))
         for name, s in steps.items():
             bare_steps.setdefault(name, []).append(s)
         seconds, result = b.apply(ml_root, "--force", "--no-commit", env=env)
@@ -352,6 +463,7 @@ def bench_pipeline(b: Bench, rows: int, threads: int | None) -> dict[str, Any]:
 
     ml_metrics = json.loads((ml_root / "reports/churn/metrics.json").read_text("utf-8"))
     bare_metrics = json.loads((bare_root / "out/metrics.json").read_text("utf-8"))
+    one_metrics = json.loads((bare_root / "out-one/metrics.json").read_text("utf-8"))
     return {
         "rows": rows,
         "threads": threads,
@@ -359,15 +471,24 @@ def bench_pipeline(b: Bench, rows: int, threads: int | None) -> dict[str, Any]:
         "estimator": repos.ESTIMATOR,
         "params": repos.ESTIMATOR_PARAMS,
         "bare_scripts": bare.to_json(),
+        "bare_one_process": one.to_json(),
+        "mlopsctl_over_one_process": ratio(ml.median, one.median),
         "mlopsctl_apply_force": ml.to_json(),
         "dvc_repro_force": dvc.to_json(),
         "mlopsctl_over_bare": ratio(ml.median, bare.median),
         "dvc_over_bare": ratio(dvc.median, bare.median),
         "bare_step_medians": {k: statistics.median(v) for k, v in bare_steps.items()},
         "mlopsctl_stage_medians_in_worker": {k: statistics.median(v) for k, v in ml_stages.items()},
+        # the CLI, the plan, the pool and recording: the wall time no stage accounts for
+        "mlopsctl_outside_stages": ml.median
+        - sum(statistics.median(v) for v in ml_stages.values()),
         "first_apply_with_commit_s": first_apply,
         "first_dvc_repro_s": first_repro,
-        "roc_auc": {"mlopsctl": ml_metrics.get("roc_auc"), "bare": bare_metrics.get("roc_auc")},
+        "roc_auc": {
+            "mlopsctl": ml_metrics.get("roc_auc"),
+            "bare": bare_metrics.get("roc_auc"),
+            "bare_one_process": one_metrics.get("roc_auc"),
+        },
     }
 
 
@@ -382,6 +503,105 @@ def run_bare(b: Bench, root: Path, env: Mapping[str, str]) -> tuple[float, dict[
     seconds = time.perf_counter() - start
     LOAD.since(snap)
     return seconds, steps
+
+
+def run_one_process(b: Bench, root: Path, env: Mapping[str, str]) -> float:
+    """The same four steps in one `python` process (benchmarks/bare/one_process.py)."""
+    cmd = [sys.executable, "src/one_process.py", "data/customers.csv", "out-one"]
+    return b.timed(cmd, root, env=env)
+
+
+# --- 3b. four independent use cases: --jobs 1, --jobs 2, a 2-worker dask LocalCluster -----------
+
+
+def start_local_cluster(b: Bench) -> tuple[Any, str] | None:
+    """A dask.distributed LocalCluster (2 worker processes, 1 thread each), or None without dask."""
+    try:
+        from dask.distributed import LocalCluster
+    except ImportError:
+        return None
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    )
+    b.log(f"usecases: LocalCluster at {cluster.scheduler_address}")
+    return cluster, str(cluster.scheduler_address)
+
+
+def bench_usecases(b: Bench, rows: int) -> dict[str, Any]:
+    """Four independent use cases (the real pipeline each), forced: one job, two, a dask cluster."""
+    csv = b.work / "usecases.csv"
+    b.log(f"usecases: generating {rows} rows")
+    repos.make_customers_csv(csv, rows)
+    local = repos.make_usecases_repo(b.work / "usecases-local", csv, b.env)
+    started = start_local_cluster(b)
+    cluster = started[0] if started else None
+    dask_root = None
+    dask_note = "n/a (dask.distributed not installed)"
+    try:
+        if started is not None:
+            dask_root = repos.make_usecases_repo(b.work / "usecases-dask", csv, b.env, started[1])
+        b.log("usecases: first runs (warm-up)")
+        b.apply(local, "--jobs", "2")
+        if dask_root is not None:
+            proc = b.run([b.mlopsctl, "apply", "--json"], dask_root, ok=(0, 1))[1]
+            if proc.returncode != 0:
+                dask_note = (
+                    "n/a (executor not available): "
+                    + (proc.stderr.strip().splitlines() or ["?"])[-1][:200]
+                )
+                dask_root = None
+        one, two, dask = Series(), Series(), Series()
+        stage_seconds: dict[str, list[float]] = {"jobs1": [], "jobs2": [], "dask": []}
+        for i in range(b.reps):
+            b.log(f"usecases: rep {i + 1}/{b.reps}")
+            for key, series, root, extra in (
+                ("jobs1", one, local, ["--jobs", "1"]),
+                ("jobs2", two, local, ["--jobs", "2"]),
+                ("dask", dask, dask_root, []),
+            ):
+                if root is None:
+                    continue
+                seconds, result = b.apply(root, "--force", "--no-commit", *extra)
+                series.add(seconds)
+                stage_seconds[key].append(sum(st["seconds"] for st in result["stages"]))
+        metrics = {
+            name: json.loads((local / f"reports/{name}/metrics.json").read_text("utf-8"))
+            for name in repos.USECASE_NAMES
+        }
+        out: dict[str, Any] = {
+            "rows": rows,
+            "usecases": list(repos.USECASE_NAMES),
+            "cores": len(os.sched_getaffinity(0)),
+            "jobs1": one.to_json(),
+            "jobs2": two.to_json(),
+            "speedup_jobs2": ratio(one.median, two.median),
+            "stage_seconds_sum": {k: statistics.median(v) for k, v in stage_seconds.items() if v},
+            "roc_auc": {k: v.get("roc_auc") for k, v in metrics.items()},
+        }
+        if dask.samples:
+            out["dask_local_cluster"] = dask.to_json()
+            out["speedup_dask"] = ratio(one.median, dask.median)
+            dask_metrics = (
+                {
+                    name: json.loads(
+                        (dask_root / f"reports/{name}/metrics.json").read_text("utf-8")
+                    )
+                    for name in repos.USECASE_NAMES
+                }
+                if dask_root is not None
+                else {}
+            )
+            out["dask_metrics_identical"] = dask_metrics == metrics
+        else:
+            out["dask_local_cluster"] = dask_note
+        return out
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 # --- 4. first hash of a 1 GiB file ---------------------------------------------------------------
@@ -599,6 +819,64 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "pass": pipe["mlopsctl_over_bare"] <= 1.0,
             }
         )
+    if pipe and "mlopsctl_over_one_process" in pipe:
+        value = pipe["mlopsctl_over_one_process"]
+        out.append(
+            {
+                "benchmark": f"3. {pipe['rows']}-row pipeline, mlopsctl apply / one bare process",
+                "value": value,
+                "target": "<= 1.10x",
+                "pass": value <= 1.1,
+            }
+        )
+    cold = results.get("cold")
+    if cold:
+        at = nearest([r["stages"] for r in cold["rows"]], 200)
+        row = next(r for r in cold["rows"] if r["stages"] == at)
+        out.append(
+            {
+                "benchmark": (
+                    f"1b. cold plan (fresh clone) / cold dvc status, {row['stages']} stages"
+                ),
+                "value": row["cold_ratio"],
+                "target": "<= 0.10x",
+                "pass": row["cold_ratio"] <= 0.10,
+            }
+        )
+    scale = results.get("scale")
+    if scale and len(scale["rows"]) > 2:
+        sized = scale["rows"][1:]
+        big = sized[-1]
+        out.append(
+            {
+                "benchmark": f"1c. no-op plan at {big['stages']} stages (seconds, wall)",
+                "value": big["plan"]["median"],
+                "unit": "s",
+                "target": "<= 0.3 s",
+                "pass": big["plan"]["median"] <= 0.3,
+            }
+        )
+        at = nearest([r["stages"] for r in sized], 50)
+        row = next(r for r in sized if r["stages"] == at)
+        growth = ratio(big["apply_per_stage_marginal"], row["apply_per_stage_marginal"])
+        out.append(
+            {
+                "benchmark": (f"1c. apply --force per-stage cost, {big['stages']} vs {at} stages"),
+                "value": growth,
+                "target": "<= 1.5x (linear)",
+                "pass": growth <= 1.5,
+            }
+        )
+    uc = results.get("usecases")
+    if uc:
+        out.append(
+            {
+                "benchmark": "3b. four use cases, --jobs 2 speed-up over --jobs 1",
+                "value": uc["speedup_jobs2"],
+                "target": ">= 1.70x",
+                "pass": uc["speedup_jobs2"] >= 1.7,
+            }
+        )
     hashing = results.get("hash")
     if hashing:
         for where in ("page_cache", "from_disk"):
@@ -661,7 +939,8 @@ def markdown(report: Mapping[str, Any]) -> str:
     add("| benchmark | measured | target | result |")
     add("| --- | --- | --- | --- |")
     for t in report["targets"]:
-        add(f"| {t['benchmark']} | {x_(t['value'])} | {t['target']} | {verdict(t['pass'])} |")
+        value = f"{t['value']:.3f} s" if t.get("unit") == "s" else x_(t["value"])
+        add(f"| {t['benchmark']} | {value} | {t['target']} | {verdict(t['pass'])} |")
     noop = res.get("noop")
     if noop:
         add("")
@@ -694,6 +973,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     if noop:
         add("")
         add(load_line(noop))
+    lines.extend(markdown_cold_scale(res))
     ex = res.get("executor")
     if ex:
         add("")
@@ -757,9 +1037,12 @@ def markdown(report: Mapping[str, Any]) -> str:
         add("| --- | ---: | ---: | ---: | ---: |")
         for label, key in (
             ("4 bare scripts, one after another", "bare_scripts"),
+            ("the 4 steps in one bare process (`bare/one_process.py`)", "bare_one_process"),
             ("`mlopsctl apply --force --no-commit`", "mlopsctl_apply_force"),
             ("`dvc repro --force` (the 4 scripts as DVC stages)", "dvc_repro_force"),
         ):
+            if key not in pipe:
+                continue
             d = pipe[key]
             add(
                 f"| {label} | {s(d['median'])} | {s(d['min'])} | {s(d['max'])} | "
@@ -773,11 +1056,22 @@ def markdown(report: Mapping[str, Any]) -> str:
         add(f"Bare scripts, per script (process wall): {bare_steps}.")
         add("")
         add(f"mlopsctl, per stage (inside the worker): {ml_steps}.")
+        if "mlopsctl_outside_stages" in pipe:
+            add("")
+            add(
+                "mlopsctl outside its stages (CLI, plan, pool, recording; apply's median minus the "
+                f"stages' medians): {s(pipe['mlopsctl_outside_stages'])} s."
+            )
         add("")
         auc = pipe["roc_auc"]
-        add(f"Same model: roc_auc mlopsctl {auc['mlopsctl']:.6f}, bare {auc['bare']:.6f}.")
+        add(
+            "Same model: roc_auc "
+            + ", ".join(f"{k} {v:.6f}" for k, v in auc.items() if isinstance(v, float))
+            + "."
+        )
         add("")
         add(load_line(pipe))
+    lines.extend(markdown_usecases(res))
     hashing = res.get("hash")
     if hashing:
         add("")
@@ -801,6 +1095,120 @@ def markdown(report: Mapping[str, Any]) -> str:
         add("")
         add(load_line(hashing))
     return "\n".join(lines) + "\n"
+
+
+def markdown_cold_scale(res: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
+    add = lines.append
+    cold = res.get("cold")
+    if cold:
+        add("")
+        add(
+            "**1b. Fresh clone (CI): `mlopsctl plan` vs `dvc status`, both cold** (seconds, wall; "
+            "`git clone` + the DVC cache copied + `dvc checkout`; before each cold run "
+            "`.mlopsctl/` and DVC's site cache of the clone are deleted)"
+        )
+        add("")
+        add(
+            "| stages | plan cold | dvc status cold | cold ratio | plan warm | dvc status warm "
+            "| warm ratio | plan cold / warm |"
+        )
+        add("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in cold["rows"]:
+            add(
+                f"| {r['stages']} | {s(r['cold_plan']['median'])} | "
+                f"{s(r['cold_dvc_status']['median'])} | {x_(r['cold_ratio'])} | "
+                f"{s(r['warm_plan']['median'])} | {s(r['warm_dvc_status']['median'])} | "
+                f"{x_(r['warm_ratio'])} | {x_(r['cold_over_warm_plan'])} |"
+            )
+        ph = cold["rows"][-1].get("plan_phases_cold")
+        if ph:
+            add("")
+            add(f"Where a cold plan's time goes at {int(ph['stages'])} stages (ms, medians):")
+            add("")
+            add("| phase | ms |")
+            add("| --- | ---: |")
+            for k, v in ph.items():
+                if k.endswith(" imported"):
+                    add(f"| {k}? | {'yes' if v else 'no'} |")
+                elif k != "stages":
+                    add(f"| {k} | {ms(v)} |")
+        add("")
+        add(load_line(cold))
+    scale = res.get("scale")
+    if scale:
+        add("")
+        add(
+            "**1c. Scale sweep: no-op `mlopsctl plan` and `mlopsctl apply --force --no-commit` of "
+            "chains of trivial stages** (seconds, wall; per stage = (total - total of the 6 "
+            "built-in stages alone) / added stages)"
+        )
+        add("")
+        add("| stages | plan | plan ms/stage | apply --force | apply ms/stage |")
+        add("| ---: | ---: | ---: | ---: | ---: |")
+        for r in scale["rows"]:
+            if "apply_per_stage_marginal" not in r:
+                add(
+                    f"| {r['stages']} (built-in only) | {s(r['plan']['median'])} | | "
+                    f"{s(r['apply_force']['median'])} | |"
+                )
+                continue
+            add(
+                f"| {r['stages']} | {s(r['plan']['median'])} | "
+                f"{ms(r['plan_per_stage_marginal'])} | {s(r['apply_force']['median'])} | "
+                f"{ms(r['apply_per_stage_marginal'])} |"
+            )
+        f = scale["fit"]
+        add("")
+        add(
+            f"Line fits over the sizes: plan {ms(f['plan']['per_stage_s'])} ms/stage + "
+            f"{s(f['plan']['fixed_s'])} s (worst point {f['plan']['worst_residual']:.0%} off the "
+            f"line); apply {ms(f['apply_force']['per_stage_s'])} ms/stage + "
+            f"{s(f['apply_force']['fixed_s'])} s (worst point "
+            f"{f['apply_force']['worst_residual']:.0%} off the line)."
+        )
+        add("")
+        add(load_line(scale))
+    return lines
+
+
+def markdown_usecases(res: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
+    add = lines.append
+    uc = res.get("usecases")
+    if not uc:
+        return lines
+    add("")
+    add(
+        f"**3b. Four independent use cases, {uc['rows']} rows each, "
+        f"`apply --force --no-commit`, on {uc['cores']} cores** (seconds, wall)"
+    )
+    add("")
+    add("| runner | median | min | max | speed-up over --jobs 1 | stage seconds (sum) |")
+    add("| --- | ---: | ---: | ---: | ---: | ---: |")
+    sums = uc.get("stage_seconds_sum", {})
+    for label, key, speed in (
+        ("local, `--jobs 1`", "jobs1", 1.0),
+        ("local, `--jobs 2`", "jobs2", uc["speedup_jobs2"]),
+        ("dask LocalCluster, 2 workers x 1 thread", "dask_local_cluster", uc.get("speedup_dask")),
+    ):
+        d = uc.get(key)
+        if isinstance(d, str):
+            add(f"| {label} | {d} | | | | |")
+            continue
+        if d is None:
+            continue
+        short = "dask" if key.startswith("dask") else key
+        add(
+            f"| {label} | {s(d['median'])} | {s(d['min'])} | {s(d['max'])} | "
+            f"{x_(speed or float('nan'))} | {s(sums.get(short, float('nan')))} |"
+        )
+    if "dask_metrics_identical" in uc:
+        add("")
+        add(f"dask metrics identical to the local executor's: {uc['dask_metrics_identical']}.")
+    add("")
+    add(load_line(uc))
+    return lines
 
 
 def others(obj: Any) -> list[float]:
@@ -873,6 +1281,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="first wait up to MIN minutes for other processes to leave the CPUs idle",
     )
     p.add_argument("--hash-mib", type=int, help="size of the hashed file in MiB (default 1024)")
+    p.add_argument("--scale-sizes", help="stage counts of the scale sweep (default 10,50,200,1000)")
+    p.add_argument(
+        "--cold-sizes", help="stage counts of the fresh-clone benchmark (default 200,1000)"
+    )
+    p.add_argument(
+        "--usecase-rows",
+        type=int,
+        help="rows of each of the four use cases of the speed-up benchmark (default 100000)",
+    )
     p.add_argument("--workdir", type=Path, help="scratch directory (default: a new one in /tmp)")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     p.add_argument(
@@ -901,6 +1318,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.exit(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}")
     rows = args.rows or (50_000 if args.quick else 200_000)
     hash_bytes = (args.hash_mib or (256 if args.quick else 1024)) * MiB
+    scale_sizes = (
+        [int(v) for v in args.scale_sizes.split(",")]
+        if args.scale_sizes
+        else ([10, 50, 200] if args.quick else [10, 50, 200, 1000])
+    )
+    cold_sizes = (
+        [int(v) for v in args.cold_sizes.split(",")]
+        if args.cold_sizes
+        else ([200] if args.quick else [200, 1000])
+    )
+    usecase_rows = args.usecase_rows or (20_000 if args.quick else 100_000)
 
     started = time.perf_counter()
 
@@ -923,6 +1351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pipeline_rows": rows,
             "pipeline_threads": args.pipeline_threads,
             "hash_bytes": hash_bytes,
+            "scale_sizes": scale_sizes,
+            "cold_sizes": cold_sizes,
+            "usecase_rows": usecase_rows,
             "workdir": str(work),
         },
         "machine": machine(b),
@@ -931,6 +1362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = args.pipeline_threads or None
     runners: dict[str, Callable[[], dict[str, Any]]] = {
         "noop": lambda: bench_noop(b, sizes),
+        "cold": lambda: bench_cold(b, cold_sizes),
+        "scale": lambda: bench_scale(b, scale_sizes),
+        "usecases": lambda: bench_usecases(b, usecase_rows),
         "executor": lambda: bench_executor(b, sizes),
         "pipeline": lambda: bench_pipeline(b, rows, threads),
         "hash": lambda: bench_hash(b, hash_bytes),
@@ -956,7 +1390,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["seconds"] = time.perf_counter() - started
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    custom = args.only or args.sizes or args.reps or args.rows or args.hash_mib
+    custom = (
+        args.only
+        or args.sizes
+        or args.reps
+        or args.rows
+        or args.hash_mib
+        or args.scale_sizes
+        or args.cold_sizes
+        or args.usecase_rows
+    )
     kind = "partial" if custom else "quick" if args.quick else "full"
     out = RESULTS_DIR / f"{stamp}-{kind}.json"
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8")

@@ -19,6 +19,8 @@ _REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 def shell_command(cmd: str) -> tuple[str, tuple[str, ...]]:
     """*cmd* with every ``${env:NAME}`` compiled for ``sh -c``, and the names it reads."""
+    if "${" not in cmd:  # nothing to compile: the scan below would copy it character by character
+        return cmd, ()
     out: list[str] = []
     names: dict[str, None] = {}
     quote = ""  # "", "'" or '"': the quoting context at position i

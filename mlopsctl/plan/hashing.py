@@ -1,8 +1,10 @@
-"""File hashes as DVC computes them, with a cache keyed by (inode, size, mtime_ns).
+"""File hashes as DVC computes them, with a cache keyed by the file's stat.
 
-A no-op plan reads no data: a file whose stat is unchanged reuses its recorded md5. Directory
-hashes follow DVC's ``.dir`` format (md5 of the sorted JSON entry list) so they compare with
-dvc.lock directly.
+A no-op plan reads no data: a file whose stat is unchanged reuses its recorded md5. The key is
+(device, inode, size, mtime_ns, ctime_ns): a same-size rewrite whose mtime was put back
+(``touch -d``, ``os.utime``, an archive tool) still changes ctime, which only the kernel sets.
+Directory hashes follow DVC's ``.dir`` format (md5 of the sorted JSON entry list) so they
+compare with dvc.lock directly.
 
 Only regular files inside the repository are ever opened: a path that resolves outside it (a
 committed symlink to ``/etc/passwd``) or that is a FIFO or a device (``/dev/zero``, which would
@@ -47,11 +49,17 @@ def file_md5(path: Path) -> str:
             before.st_ino,
         ):
             raise UnsafePathError(str(path), "changed while it was being read")
-        buf = bytearray(_CHUNK)
+        # a small file gets a small buffer: zeroing 4 MiB per file was most of hashing the
+        # few-byte outputs of a fresh clone (one read fills it, the next sees the end)
+        buf = bytearray(min(_CHUNK, now.st_size + 1))
         view = memoryview(buf)
         while n := fh.readinto(buf):
             h.update(view[:n])
     return h.hexdigest()
+
+
+def _key(st: os.stat_result) -> list[int | str]:
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 class HashCache:
@@ -89,10 +97,10 @@ class HashCache:
         return self._file_md5(rel, path, st)
 
     def _file_md5(self, rel: str, path: Path, st: os.stat_result) -> str:
-        key = [st.st_ino, st.st_size, st.st_mtime_ns]
+        key = _key(st)
         entry = self._entries.get(rel)
-        if entry is not None and entry[:3] == key:
-            return str(entry[3])
+        if entry is not None and entry[:-1] == key:
+            return str(entry[-1])
         md5 = file_md5(path)
         self.hashed.append(rel)
         self._entries[rel] = [*key, md5]
@@ -132,7 +140,7 @@ class HashCache:
         except (OSError, UnsafePathError):
             return
         if stat.S_ISREG(st.st_mode):
-            self._entries[rel] = [st.st_ino, st.st_size, st.st_mtime_ns, md5]
+            self._entries[rel] = [*_key(st), md5]
             self._dirty = True
 
     def save(self) -> None:
@@ -142,5 +150,5 @@ class HashCache:
             inside_repo(self.root, CACHE_FILE)
         except UnsafePathError:  # `.mlopsctl` leads out of the repository: keep nothing
             return
-        atomic_write(self._path, json.dumps(self._entries, sort_keys=True))
+        atomic_write(self._path, json.dumps(self._entries, sort_keys=True), durable=False)
         self._dirty = False

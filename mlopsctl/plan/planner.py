@@ -80,6 +80,9 @@ class _Planning:
         self.root = project.root
         self.state = state
         self.hashes = hashes
+        # one observation per path and plan: a stage's output is the next one's dependency, and
+        # both verdicts must see the same file (and stat it once)
+        self._seen: dict[str, str | None] = {}
         self.force = force
         self.documents = {uc.path: uc.document for uc in project.usecases}
         self.producer = {out: st.id for st in graph for out in st.all_outs}
@@ -87,6 +90,11 @@ class _Planning:
         self.expected: dict[str, str | None] = {}  # out -> md5 after apply (None: unknown)
         self.plans: dict[str, StagePlan] = {}
         self.data_md5: dict[str, str] = {}
+
+    def md5(self, rel: str) -> str | None:
+        if rel not in self._seen:
+            self._seen[rel] = self.hashes.md5(rel)
+        return self._seen[rel]
 
     def decide(self, st: Stage) -> StagePlan:
         locked = self.state.get(st.dvc_name)
@@ -155,7 +163,7 @@ class _Planning:
         dep_after: dict[str, str | None] = {}
         ups_running: list[str] = []
         for dep in st.deps:
-            now = self.hashes.md5(dep)
+            now = self.md5(dep)
             dep_now[dep] = now
             p = self.producer.get(dep)
             if p is None:
@@ -244,7 +252,7 @@ class _Planning:
         out: list[Reason] = []
         for path in st.all_outs:
             old = locked.outs.get(path)
-            now = self.hashes.md5(path)
+            now = self.md5(path)
             if old is None:
                 out.append(Reason("out-missing", f"new output {path}", path))
             elif now is None:
@@ -278,7 +286,7 @@ class _Planning:
             self.expected.update(restore)
         else:
             for path in st.all_outs:
-                self.expected[path] = locked.outs.get(path) if locked else self.hashes.md5(path)
+                self.expected[path] = locked.outs.get(path) if locked else self.md5(path)
 
 
 def _removed(graph: Graph, state: AppliedState) -> list[StagePlan]:

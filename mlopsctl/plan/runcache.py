@@ -70,4 +70,7 @@ def record(root: Path, fp: str, stage_id: str, outs: Mapping[str, str]) -> None:
         target = object_paths(root, md5)[1]
         atomic_write(target, (root / rel).read_bytes())  # reports: small files
     path = root / RUNS_DIR / fp[:2] / f"{fp}.json"
-    atomic_write(path, json.dumps({"stage": stage_id, "outs": dict(sorted(outs.items()))}))
+    # an index entry is a hint, not a record (lookup reads a missing or torn one as a miss, and
+    # a restore checks each object's md5): no fsync per stage. The objects above are fsynced.
+    entry = json.dumps({"stage": stage_id, "outs": dict(sorted(outs.items()))})
+    atomic_write(path, entry, durable=False)

@@ -84,7 +84,7 @@ def _parse(root: Path, raw: bytes) -> Any:
         raise StateError(f"{LOCK_FILE} is not valid YAML{at}: {REMEDY}") from exc
     # a read-only checkout, or a value JSON cannot hold: parse again next time
     with contextlib.suppress(OSError, TypeError, ValueError):
-        atomic_write(cache, json.dumps({"md5": digest, "data": data}))
+        atomic_write(cache, json.dumps({"md5": digest, "data": data}), durable=False)
     return data
 
 

@@ -107,7 +107,9 @@ class SpecCache:
             return
         try:
             inside_repo(self._root, CACHE_FILE)
-            atomic_write(self._path, json.dumps({"key": self.key, "files": self._files}))
+            atomic_write(
+                self._path, json.dumps({"key": self.key, "files": self._files}), durable=False
+            )
         except (OSError, UnsafePathError):  # read-only checkout, or `.mlopsctl` leads out
             return
         self._dirty = False

@@ -9,6 +9,7 @@ read, write or delete anything.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
@@ -38,7 +39,9 @@ def inside_repo(root: Path | str, rel: str | os.PathLike[str]) -> Path:
     rel_s = os.fspath(rel)
     if os.path.isabs(rel_s):
         raise UnsafePathError(rel_s, "must be relative to the repository")
-    base = os.path.realpath(root)
+    root_s = os.fspath(root)
+    # a relative root depends on the working directory: resolved each time
+    base = _real_root(root_s) if os.path.isabs(root_s) else os.path.realpath(root_s)
     pending = [p for p in reversed(rel_s.replace("\\", "/").split("/")) if p not in ("", ".")]
     current = base
     shown = ""  # the part of rel resolved so far, as the user wrote it (for the message)
@@ -80,6 +83,13 @@ def inside_repo(root: Path | str, rel: str | os.PathLike[str]) -> Path:
     if not _is_under(base, current):
         raise UnsafePathError(rel_s, "leaves the repository" + (f": {link}" if link else ""))
     return Path(current)
+
+
+@functools.lru_cache(maxsize=16)
+def _real_root(root: str) -> str:
+    """The repository root, resolved once per process: a plan checks thousands of paths under
+    it. Only the root is remembered; every path inside it is resolved again each time."""
+    return os.path.realpath(root)
 
 
 def is_regular_file(path: Path) -> bool:

@@ -127,6 +127,33 @@ def test_data_row_change_plans_ingest_with_both_hash_prefixes(
     } == {f"house-prices/{s}" for s in STAGES[1:]}
 
 
+def test_a_same_size_data_edit_with_its_mtime_put_back_is_planned(
+    applied: Callable[[str], Path],
+) -> None:
+    """The stat-keyed hash cache must not lie: same inode, same size, the old mtime restored
+    (as `touch -d` or an archive tool leaves it), other bytes: plan still sees the change."""
+    root = applied("house-prices")
+    assert mlopsctl(root, "plan", "--detailed-exitcode").returncode == 0  # hashes cached
+    csv = root / "data" / "houses.csv"
+    before = os.stat(csv)
+    data = bytearray(csv.read_bytes())
+    at = data.index(b"\n", len(data) // 2) + 1  # a digit of a row in the middle
+    while not chr(data[at]).isdigit():
+        at += 1
+    data[at] = ord("1") if data[at] != ord("1") else ord("2")
+    time.sleep(0.05)  # kernels with coarse (per-tick) timestamps: let ctime move on
+    with csv.open("r+b") as fh:  # in place: the inode stays
+        fh.write(data)
+    os.utime(csv, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(csv)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert to_run(plan_json(root))["house-prices/ingest"] == "run"
+
+
 def test_reverting_a_param_restores_from_cache_without_training(
     applied: Callable[[str], Path],
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,35 @@ def test_a_mlopsctl_folder_linked_out_is_neither_read_nor_written(repo: Path) ->
     hashes.md5("data/a.csv")
     hashes.save()
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4 * 1024 * 1024 - 1, 4 * 1024 * 1024 + 1])
+def test_file_md5_of_every_size_matches_hashlib(tmp_path: Path, size: int) -> None:
+    """The read buffer is sized to the file (small outputs): every size still hashes whole."""
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    assert file_md5(path) == hashlib.md5(data).hexdigest()
+
+
+def test_a_same_size_rewrite_with_its_mtime_put_back_is_hashed_again(tmp_path: Path) -> None:
+    """The stat key must not lie: same inode, same size, mtime restored, other bytes."""
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    before = os.stat(path)
+    cache = HashCache(tmp_path)
+    old = cache.md5("data.csv")
+    cache.save()
+    time.sleep(0.05)  # kernels with coarse (per-tick) timestamps: let ctime move on
+    with path.open("r+b") as fh:  # in place: the inode stays
+        fh.write(b"a,b\n1,3\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    again = HashCache(tmp_path)
+    assert again.md5("data.csv") == hashlib.md5(b"a,b\n1,3\n").hexdigest() != old
+    assert again.hashed == ["data.csv"]

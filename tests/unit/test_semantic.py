@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -484,3 +485,43 @@ def test_an_output_may_produce_a_source_but_not_one_dvc_tracks(tmp_path: Path) -
             "(data.sources.regions), which data/regions.parquet.dvc tracks",
         )
     ]
+
+
+def test_overlapping_outputs_reports_the_first_earlier_clash_like_a_pairwise_scan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The linear scan (1,000 stages made the pairwise one most of a plan) names, for every
+    output, the same earlier output a pairwise scan in declaration order finds first."""
+    import random
+    from types import SimpleNamespace
+
+    from mlopsctl.spec import semantic
+
+    def pairwise(values: list[str]) -> list[str]:
+        seen: list[str] = []
+        out = []
+        for v in values:
+            norm = posixpath.normpath(v)
+            hit = next((s for s in seen if semantic._overlap(norm, s)), None)
+            if hit is not None:
+                out.append(f"{v} -> {hit}")
+            seen.append(norm)
+        return out
+
+    rng = random.Random(7)
+    parts = ["a", "b", "ab", "c"]
+    for _ in range(300):
+        values = [
+            "/".join(rng.choice(parts) for _ in range(rng.randint(1, 3)))
+            + rng.choice(["", "/", "/."])
+            for _ in range(rng.randint(1, 12))
+        ]
+        docs = SimpleNamespace(file="u.yaml", diagnostic=lambda p, m: SimpleNamespace(message=m))
+        outs = [(("stages", i, "outs", 0), v) for i, v in enumerate(values)]
+        monkeypatch.setattr(semantic, "_declared_outputs", lambda _uc, outs=outs: outs)
+        got = semantic.overlapping_outputs([(SimpleNamespace(), docs)])  # type: ignore[list-item]
+        found = [
+            f"{d.message.split(chr(39))[1]} -> {posixpath.normpath(d.message.split(chr(39))[3])}"
+            for d in got
+        ]
+        assert found == pairwise(values), values
