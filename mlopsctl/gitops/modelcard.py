@@ -33,6 +33,7 @@ from mlopsctl.gitops.versions import (
 from mlopsctl.plan.monitoring import read_breach, read_verdict
 from mlopsctl.plan.state import AppliedState
 from mlopsctl.spec.model import Bound, Source, UseCase
+from mlopsctl.spec.paths import UnsafePathError, inside_repo
 
 CARD = "model_card.md"
 _DISTRIBUTIONS = {"sklearn": "scikit-learn"}
@@ -64,6 +65,7 @@ def write_cards(
             continue  # nothing trained yet: nothing to describe
         rel = card_path(uc.metadata.name)
         path = root / rel
+        inside_repo(root, rel)  # a committed symlink (reports/NAME -> /etc) must not lead out
         old = path.read_text("utf-8") if path.is_file() and not path.is_symlink() else ""
         built_from = _kept_built_from(old, facts.model_md5) or head
         info = infos.get(uc.metadata.name) or VersionInfo(uc.metadata.name, None, None)
@@ -75,6 +77,7 @@ def write_cards(
             changed.append(rel)
     for name in removed:
         path = root / card_path(name)
+        inside_repo(root, card_path(name))
         if path.is_file() or path.is_symlink():
             path.unlink()
             changed.append(card_path(name))
@@ -250,9 +253,9 @@ def _source_rows(root: Path, src: Source, md5: str | None) -> int | None:
     """Row count of one source file of a join (a single source is counted by validation)."""
     if not src.path or md5 is None:
         return None
-    path = root / src.path
     try:
-        if path.is_symlink() or not path.is_file():
+        path = inside_repo(root, src.path)
+        if not path.is_file():
             return None
         if src.format == "parquet":
             import pyarrow.parquet as pq
@@ -261,7 +264,7 @@ def _source_rows(root: Path, src: Source, md5: str | None) -> int | None:
         if src.format == "csv":
             with path.open("r", encoding="utf-8", newline="") as fh:
                 return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
-    except (OSError, ValueError, csv.Error, ImportError):
+    except (OSError, ValueError, csv.Error, ImportError, UnsafePathError):
         return None
     return None
 

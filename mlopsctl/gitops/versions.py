@@ -399,6 +399,9 @@ def decide(
         current: tuple[str, str, str | None] | None = None  # version, tag, commit (None: new)
         if facts.model_md5 is None:
             vi = VersionInfo(name, None, None, why="not versioned: no model has been trained yet")
+        elif not re.fullmatch(_NAME, name):
+            why = f"not versioned: GTO's tag names cannot end with '{name[-1]}'"
+            vi = VersionInfo(name, None, None, why=why)
         elif last is not None and last.model_md5 == facts.model_md5:
             vi = VersionInfo(name, last.version, last.tag)
             current = (last.version, last.tag, last.commit)
