@@ -23,6 +23,7 @@ POINTS = (
     "recorded",  # dvc.lock written, run-cache and journal not yet updated
     "push",  # during the push to the DVC remote
     "commit",  # git has staged the apply's files, the commit is not made yet
+    "tag",  # the apply commit is made, its version/deployment tags not yet
 )
 
 

@@ -41,7 +41,14 @@ from mlopsctl.compile.graph import Graph, Stage
 from mlopsctl.errors import MlopsctlError, StateError
 from mlopsctl.execute import executors
 from mlopsctl.execute.executors import Executor
-from mlopsctl.execute.record import JOURNAL, finalize, publish, record, recover_journal
+from mlopsctl.execute.record import (
+    JOURNAL,
+    finalize,
+    publish,
+    record,
+    recover_journal,
+    recover_tags,
+)
 from mlopsctl.execute.task import StageJob, StageResult, run_job, thread_cap
 from mlopsctl.fsutil import atomic_write
 from mlopsctl.plan import runcache
@@ -110,6 +117,7 @@ def preflight(
     spec_files = ["mlopsctl.yaml", *(uc.path for uc in planned.project.usecases)]
     if do_commit:
         git.require_identity(root)  # fail before running anything, not after
+        recover_tags(root, reporter)  # an apply killed between its commit and its tags
     if do_commit or os.environ.get("CI"):
         dirty = git.dirty_paths(root, spec_files)
         if dirty and os.environ.get("CI"):

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlopsctl import fault
-from mlopsctl.errors import StateError
+from mlopsctl.errors import GitError, StateError
 from mlopsctl.fsutil import atomic_write
+from mlopsctl.gitops.versions import NewTag, with_trailers
 from mlopsctl.plan import runcache
 from mlopsctl.plan.api import Planned
 from mlopsctl.plan.hashing import HashCache
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 JOURNAL = ".mlopsctl/journal.jsonl"
 PENDING_COMMIT = ".mlopsctl/pending-commit.txt"
+#: the tags the apply commit gets, saved before the commit; gone once they exist
+PENDING_TAGS = ".mlopsctl/pending-tags.json"
 
 
 # --- journal recovery ----------------------------------------------------------------------
@@ -144,14 +147,20 @@ def publish(
     pending = ctx.root / PENDING_COMMIT
     message = ""
     paths = commit_paths(ctx.root, ctx.planned, ctx.spec_files)
+    new_tags = versions_and_cards(ctx, reporter)
     if ctx.do_commit:
         facts = replace(facts, changed_files=tuple(git.dirty_paths(ctx.root, paths)))
         message = commit_message(ctx.root, ctx.planned, facts)
         if pending.exists():  # an earlier apply recorded its work, then died before committing
             message = merge_messages(message, pending.read_text("utf-8"))
+        message = with_trailers(message, new_tags)
         # until the commit is made, a crash must not lose what this apply did: the next apply
         # commits it with this message (merged into its own)
         atomic_write(pending, message)
+        if new_tags:  # and the tags it names are made by the next apply (recover_tags)
+            head = git.head_commit(ctx.root) or ""
+            doc = {"parent": head, "tags": [t.to_dict() for t in new_tags]}
+            atomic_write(ctx.root / PENDING_TAGS, json.dumps(doc, indent=2, sort_keys=True))
     (ctx.root / JOURNAL).unlink(missing_ok=True)
     push_error = None
     remote_name = ctx.planned.project.config.remote
@@ -179,4 +188,98 @@ def publish(
         pending.unlink(missing_ok=True)
         if result.commit:
             reporter.info(f"committed {result.commit[:10]}")
+        if new_tags:
+            fault.point("tag")
+            # nothing to commit: HEAD already holds exactly this state
+            target = result.commit or git.head_commit(ctx.root)
+            if target:
+                create_tags(ctx.root, target, new_tags, reporter)
+        (ctx.root / PENDING_TAGS).unlink(missing_ok=True)
     return push_error
+
+
+# --- versions, deployments and model cards --------------------------------------------------
+
+
+def versions_and_cards(ctx: Context, reporter: Reporter) -> list[NewTag]:
+    """Decide this commit's version and deployment tags; write the model cards that changed.
+
+    Both come from the state just recorded (dvc.lock, the reports) and the tags, so they are
+    the same whichever apply, interrupted or not, did the work.
+    """
+    from mlopsctl.gitops import modelcard, versions
+    from mlopsctl.integrations import git
+    from mlopsctl.plan.state import read_state
+
+    root = ctx.root
+    project = ctx.planned.project
+    usecases = [uc.spec for uc in project.usecases]
+    state = read_state(root)
+    new_tags, infos = versions.decide(
+        root, usecases, state, versions.read_tags(root), commit=ctx.do_commit
+    )
+    try:
+        head = git.head_commit(root)
+    except GitError:  # --no-commit outside a git repository
+        head = None
+    present = {uc.name for uc in project.usecases}
+    removed = sorted({sp.usecase for sp in ctx.plan.stages} - present)
+    modelcard.write_cards(root, usecases, state, infos, head, removed)
+    return new_tags
+
+
+def create_tags(root: Path, commit: str, tags: list[NewTag], reporter: Reporter) -> None:
+    """Create *tags* (a target of None means *commit*), skipping those that already exist."""
+    from mlopsctl.gitops.versions import read_tags
+    from mlopsctl.integrations import git
+
+    existing = {t.name: t.commit for t in read_tags(root)}
+    for t in tags:
+        target = t.target or commit
+        if t.name in existing:
+            if existing[t.name] != target:
+                reporter.warn(
+                    f"tag {t.name} already exists on {existing[t.name][:10]}, not on "
+                    f"{target[:10]}: left as it is"
+                )
+            continue
+        git.create_tag(root, t.name, target, t.message)
+        reporter.info(f"tagged {target[:10]} {t.name}")
+
+
+def recover_tags(root: Path, reporter: Reporter) -> None:
+    """Create the tags an apply committed but was killed before tagging.
+
+    The saved list names each tag; the apply commit (found after the saved parent by the
+    trailer that names the tag) is its target. An apply killed before its commit left no such
+    commit: its tags are dropped, and the apply that commits its work decides them again.
+    """
+    from mlopsctl.gitops.versions import trailer_tags
+    from mlopsctl.integrations import git
+
+    path = root / PENDING_TAGS
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+        tags = [NewTag.from_dict(d) for d in doc["tags"]]
+        parent = str(doc.get("parent") or "") or None
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)  # torn or foreign: the state-based decision redoes it
+        return
+    try:
+        commits = git.commit_messages(root, parent)
+    except GitError as exc:  # the parent is gone (history rewritten): nothing to attach to
+        reporter.warn(f"cannot recover the tags of an interrupted apply: {exc.message}")
+        path.unlink(missing_ok=True)
+        return
+    for sha, message in reversed(commits):  # oldest first
+        named = trailer_tags(message)
+        todo = [t for t in tags if t.name in named]
+        if todo:
+            reporter.warn(
+                f"an earlier apply was interrupted before tagging {sha[:10]}; creating "
+                + ", ".join(t.name for t in todo)
+            )
+            create_tags(root, sha, todo, reporter)
+    path.unlink(missing_ok=True)

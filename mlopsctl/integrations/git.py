@@ -186,3 +186,42 @@ def ensure_ignored(root: Path, entry: str, comment: str) -> bool:
             fh.write("\n")
         fh.write(f"# {comment}\n{entry}\n")
     return True
+
+
+@_git_errors
+def create_tag(root: Path, name: str, target: str, message: str) -> None:
+    """Create the annotated tag *name* on commit *target*, dated like that commit.
+
+    The tag carries the commit's committer date (not the clock), so that a tag created later by
+    crash recovery is the same object it would have been, and GTO orders it with its commit.
+    """
+    from mlopsctl.interrupts import deferred
+
+    repo = open_repo(root)
+    date = repo.git.show("-s", "--format=%cI", target, "--").strip()
+    with deferred():  # a SIGINT/SIGTERM waits for the tag: it is one small ref write
+        repo.git.tag(
+            "-a",
+            "--cleanup=whitespace",
+            "-m",
+            message,
+            name,
+            target,
+            env={"GIT_COMMITTER_DATE": date},
+        )
+
+
+@_git_errors
+def commit_messages(root: Path, since: str | None) -> list[tuple[str, str]]:
+    """(sha, full message) of the first-parent commits after *since* up to HEAD, newest first."""
+    repo = open_repo(root)
+    if head_commit(root) is None:
+        return []
+    span = f"{since}..HEAD" if since else "HEAD"
+    out = repo.git.log("--first-parent", "--format=%H%x00%B%x1e", span, "--")
+    commits = []
+    for record in out.split("\x1e"):
+        sha, sep, body = record.strip("\n").partition("\x00")
+        if sep:
+            commits.append((sha.strip(), body))
+    return commits

@@ -29,6 +29,9 @@ class UseCaseStatus:
     # the last committed monitoring verdict: "ok", "breach", or None (never monitored)
     monitoring: str | None = None
     monitoring_reasons: tuple[str, ...] = ()
+    # from the git tags (GTO format): the latest version, and stage -> the version assigned
+    version: str | None = None
+    deployed_to: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +45,8 @@ class UseCaseStatus:
             "deployed_version": self.deployed_version,
             "serving_version": self.serving_version,
             "monitoring": self.monitoring,
+            "version": self.version,
+            "deployed_to": dict(sorted(self.deployed_to.items())),
         }
 
 
@@ -64,7 +69,18 @@ def with_push_state(
 
 
 def usecase_status(planned: Planned) -> list[UseCaseStatus]:
+    from mlopsctl.gitops.versions import (
+        assignments_from,
+        current_stages,
+        latest,
+        read_tags,
+        versions_from,
+    )
+
     root = planned.project.root
+    tags = read_tags(root)
+    versions = versions_from(tags)
+    assignments = assignments_from(tags, versions)
     out = []
     for uc in planned.project.usecases:
         stages = [s for s in planned.plan.stages if s.usecase == uc.name]
@@ -97,6 +113,7 @@ def usecase_status(planned: Planned) -> list[UseCaseStatus]:
             ] or [f"{len(pending)} stage(s) to apply"]
         paths = UseCasePaths(uc.name)
         breach = read_breach(root, paths)
+        last = latest(versions, uc.name)
         out.append(
             UseCaseStatus(
                 uc.name,
@@ -106,6 +123,11 @@ def usecase_status(planned: Planned) -> list[UseCaseStatus]:
                 metrics,
                 monitoring=last_verdict(root, paths),
                 monitoring_reasons=breach.reasons if breach else (),
+                version=last.version if last else None,
+                deployed_to={
+                    stage: a.version or a.commit[:10]
+                    for stage, a in current_stages(assignments, uc.name).items()
+                },
             )
         )
     return out

@@ -26,8 +26,10 @@ def status_lines(statuses: Sequence[UseCaseStatus], remote_note: str = "") -> li
         if s.not_pushed:
             pushed = f"  not pushed: {len(s.not_pushed)} object(s)"
         monitored = f"  monitoring {s.monitoring}" if s.monitoring else ""
+        version = f"  {s.version}" if s.version else ""
         line = (
-            f"{s.name.ljust(width)}  {s.state:<13}  gate {s.gate:<7}  {metrics}{monitored}{pushed}"
+            f"{s.name.ljust(width)}  {s.state:<13}  gate {s.gate:<7}{version}  {metrics}"
+            f"{monitored}{pushed}"
         )
         style = "red" if s.not_pushed else _STYLE.get(s.state, "")
         if s.monitoring == "breach" and style == "green":
@@ -36,6 +38,9 @@ def status_lines(statuses: Sequence[UseCaseStatus], remote_note: str = "") -> li
         if s.deployment is not None:
             style = "green" if s.deployment == "in sync" else "yellow"
             lines.append((style, f"{' ' * width}    deploy: {s.deployment}"))
+        if s.deployed_to:
+            where = ", ".join(f"{v} in {stage}" for stage, v in sorted(s.deployed_to.items()))
+            lines.append(("", f"{' ' * width}    deployed: {where}"))
         lines += [("", f"{' ' * width}    {r}") for r in s.reasons]
         lines += [("", f"{' ' * width}    monitoring: {r}") for r in s.monitoring_reasons]
         lines += [("", f"{' ' * width}    not on the remote: {p}") for p in s.not_pushed or ()]

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -43,6 +44,7 @@ NAMED = [
     ("recorded", "breast-cancer", "gate"),
     ("push", "breast-cancer", "param"),
     ("commit", "breast-cancer", "gate"),
+    ("tag", "breast-cancer", "param"),
     ("source-write", "house-prices", "data"),
 ]
 TRIALS = [(p, ex, ch, seed) for (p, ex, ch) in NAMED for seed in range(3)]
@@ -126,11 +128,35 @@ def _check_consistent(root: Path, base: str, worked_on: str) -> None:
         assert subject.startswith("mlopsctl apply: "), subject
     # the remote holds everything
     assert dvc(root, "status", "-c", "--json").stdout.strip() in ("{}", "")
+    # version tags: each one an apply commit names is on that commit; the latest version of a
+    # model whose gate passed holds that model; no apply tagged twice
+    _check_tags(root, base, lock)
     # nothing left behind
     leftovers = [".mlopsctl/journal.jsonl", ".mlopsctl/pending-commit.txt"]
+    leftovers.append(".mlopsctl/pending-tags.json")
     assert not [p for p in leftovers if (root / p).exists()]
     tmp = root / ".mlopsctl/tmp"
     assert not tmp.exists() or not any(tmp.iterdir())
+
+
+def _check_tags(root: Path, base: str, lock: dict[str, Any]) -> None:
+    log = git(root, "log", "--format=%H%x00%B%x1e", f"{base}..HEAD")
+    for record in log.split("\x1e"):
+        sha, _, body = record.strip("\n").partition("\x00")
+        for line in body.splitlines():
+            if line.startswith(("Mlopsctl-Version: ", "Mlopsctl-Deploy: ")):
+                tag = line.split(": ", 1)[1].split()[0]
+                if "@" in tag:  # a version tag is on the apply commit itself
+                    assert git(root, "rev-parse", f"{tag}^{{commit}}").strip() == sha, tag
+    for name in {k.rsplit("_", 1)[0] for k in lock["stages"]}:
+        tags = git(root, "tag", "--list", f"{name}@v*", "--sort=v:refname").split()
+        assert tags and len(tags) <= 2, tags  # the template's v1.0.0, at most one more
+        gate = json.loads((root / f"reports/{name}/gate.json").read_text("utf-8"))
+        if gate.get("passed"):
+            model = f"artifacts/{name}/model.skops"
+            outs = {o["path"]: o["md5"] for o in lock["stages"][f"{name}_train"]["outs"]}
+            message = git(root, "tag", "-l", "--format=%(contents)", tags[-1])
+            assert f"Model: {model} md5:{outs[model]}" in message, message
 
 
 @pytest.mark.parametrize(("point", "example", "change", "seed"), TRIALS + RANDOM_TRIALS)
