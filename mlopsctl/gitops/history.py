@@ -18,6 +18,7 @@ from typing import Any
 
 from mlopsctl.compile.layout import UseCasePaths
 from mlopsctl.errors import MlopsctlError, did_you_mean
+from mlopsctl.gitops import versions
 from mlopsctl.gitops.diff import ParamChange
 from mlopsctl.gitops.revision import (
     LOCK_FILE,
@@ -29,7 +30,6 @@ from mlopsctl.gitops.revision import (
 )
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_SEMVER = re.compile(r"^v(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
 
 
 @dataclass(frozen=True)
@@ -81,35 +81,17 @@ class History:
         return {"usecase": self.usecase, "rows": [r.to_dict() for r in self.rows]}
 
 
-def read_versions(git: Git, name: str) -> dict[str, list[str]]:
-    """Commit -> the versions tagged on it (``NAME@v1.2.0`` -> ``v1.2.0``), lowest first.
+def versions_by_commit(root: Path, name: str) -> dict[str, list[str]]:
+    """Commit -> the versions of *name* registered on it (``v1.2.0``), lowest first.
 
-    Annotated tags are peeled to their commit. The one place that knows the tag format (GTO's
-    registration tags), so that it can give way to the tagging module's own reader.
+    The registrations are GTO's annotated ``NAME@vX.Y.Z`` tags, read by
+    :mod:`mlopsctl.gitops.versions` (the module that writes them).
     """
-    out = git.run(
-        "for-each-ref",
-        "--format=%(refname:strip=2)%00%(objectname)%00%(*objectname)",
-        f"refs/tags/{name}@v*",
-        what="list version tags",
-    )
     found: dict[str, list[str]] = {}
-    for line in out.decode("utf-8", "replace").splitlines():
-        parts = line.split("\0")
-        if len(parts) != 3:
-            continue
-        tag, obj, peeled = parts
-        version = tag[len(name) + 1 :]
-        if _SEMVER.match(version):
-            found.setdefault(peeled or obj, []).append(version)
-    for versions in found.values():
-        versions.sort(key=_semver_key)
+    for v in versions.read_versions(root):  # sorted by use case, then SemVer
+        if v.usecase == name:
+            found.setdefault(v.commit, []).append(v.version)
     return found
-
-
-def _semver_key(version: str) -> tuple[int, ...]:
-    m = _SEMVER.match(version)
-    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
 
 
 def history_directory(directory: Path, name: str) -> History:
@@ -136,7 +118,7 @@ def history_directory(directory: Path, name: str) -> History:
             kept.append((c, state))
     if not kept:
         _require(root, name, has_history=False)
-    versions = read_versions(git, name)
+    tagged = versions_by_commit(git.root, name)
     rows = []
     for i, (c, state) in enumerate(kept):
         older = kept[i + 1][1] if i + 1 < len(kept) else UseCaseState(name)
@@ -155,7 +137,7 @@ def history_directory(directory: Path, name: str) -> History:
                 subject=c["subject"],
                 state=state,
                 params_changed=changed,
-                versions=tuple(versions.get(c["commit"], ())),
+                versions=tuple(tagged.get(c["commit"], ())),
                 trailers=_trailers(c["body"], name),
             )
         )

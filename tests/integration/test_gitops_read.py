@@ -94,7 +94,7 @@ def history_repo(tmp_path: Path) -> tuple[Path, list[str]]:
     (root / "reports/churn/monitoring/breach.json").write_text(json.dumps(breach), "utf-8")
     second = _commit(root, "by hand")
     git(root, "tag", "-a", "churn@v1.0.0", "-m", "churn 1.0.0", first)
-    git(root, "tag", "churn@v1.1.0", first)  # a lightweight tag too
+    git(root, "tag", "churn@v1.1.0", first)  # lightweight: GTO (and mlopsctl) ignore it
     git(root, "tag", "churn@vnext", second)  # not SemVer: no version
     git(root, "tag", "fraud@v9.0.0", second)  # another use case's
     return root, [second, first]
@@ -191,7 +191,7 @@ def test_history_rows_are_the_commits_that_changed_the_use_case(
         "problems": [],
     }
     assert old["apply"] is True
-    assert (old["version"], old["versions"]) == ("v1.1.0", ["v1.0.0", "v1.1.0"])
+    assert (old["version"], old["versions"]) == ("v1.0.0", ["v1.0.0"])
     assert old["trailers"] == {"plan": "aaaaaaaaaaaa", "gate": "passed (roc_auc=0.9)"}
     added = {"path": "model.params.C", "old": None, "new": 1.0, "added": True}
     assert old["params_changed"] == [added]
@@ -211,7 +211,7 @@ def test_history_rows_are_the_commits_that_changed_the_use_case(
         "breach",
     ]
     assert text[3].strip() == "model.params.C: 1.0 -> 0.5"
-    assert text[4].split()[:7] == [first[:7], "2026-01-01", "Test", "v1.1.0", "passed", "0.9", "-"]
+    assert text[4].split()[:7] == [first[:7], "2026-01-01", "Test", "v1.0.0", "passed", "0.9", "-"]
     assert text[5].strip() == "first applied state (1 params)"
 
     bad = mlopsctl(root, "history", "chrun")
@@ -279,8 +279,8 @@ def test_two_applies_diff_and_history(applied: Callable[[str], Path]) -> None:
     assert git(root, "log", "-1", "--format=%s", first).startswith("mlopsctl apply:")
     _second_apply(root)
     second = git(root, "rev-parse", "HEAD").strip()
-    for tag, commit in (("v1.0.0", first), ("v1.1.0", second)):  # as the tagging step does
-        git(root, "tag", "-a", f"breast-cancer@{tag}", "-m", tag, commit)
+    for tag, commit in (("v1.0.0", first), ("v1.1.0", second)):  # each apply tagged its version
+        assert git(root, "rev-parse", f"breast-cancer@{tag}^{{commit}}").strip() == commit
     metrics = [
         json.loads(git(root, "show", f"{rev}:reports/breast-cancer/metrics.json"))
         for rev in (first, second)
