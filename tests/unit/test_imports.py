@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,8 @@ def heavy_imports(argv: list[str], cwd: Path) -> tuple[object, list[str], str]:
     """Run ``main(argv)`` in a fresh interpreter: its exit code and the heavy modules imported."""
     script = CHECK.format(argv=argv, heavy=set(HEAVY))
     env = {"DVC_NO_ANALYTICS": "1", "NO_COLOR": "1", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    if "PYTHONPATH" in os.environ:  # the code under test, when it is not the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     proc = subprocess.run(
         [sys.executable, "-c", script],
         cwd=cwd,
@@ -82,6 +85,15 @@ def test_validate_imports_nothing_heavy(tmp_path: Path) -> None:
     code, heavy, out = heavy_imports(["-C", str(root), "validate", "--format", "json"], tmp_path)
     assert code == 0, out
     assert heavy == []
+
+
+def test_schema_and_codeowners_import_nothing_heavy(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "spec_example", root)
+    for argv in (["schema", "--output", "out"], ["codeowners"], ["codeowners", "--check"]):
+        code, heavy, out = heavy_imports(["-C", str(root), *argv], tmp_path)
+        assert code == 0, out
+        assert heavy == [], f"`mlopsctl {' '.join(argv)}` imported {heavy}"
 
 
 def test_plan_imports_nothing_heavy(git_repo: Path, cli: Cli) -> None:

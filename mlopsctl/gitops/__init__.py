@@ -1,0 +1,1 @@
+"""Git-side features: history, diff, versions, verify, CI glue."""
