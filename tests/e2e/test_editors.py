@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -304,3 +305,36 @@ def test_pre_commit_entries_pass_a_good_repository_and_fail_a_broken_one(
         failed = run()
         assert failed.returncode == 1
         assert "CODEOWNERS is out of date" in failed.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("MLOPSCTL_TEST_TRY_REPO") != "1",
+    reason="installs mlopsctl into a fresh environment from the package index (minutes); "
+    "set MLOPSCTL_TEST_TRY_REPO=1",
+)
+def test_pre_commit_try_repo_runs_both_hooks(git_repo: Path, cli: Cli, tmp_path: Path) -> None:
+    """pre-commit itself, on this repository's committed HEAD, in a user's repository."""
+    pytest.importorskip("pre_commit")
+    assert cli("-C", git_repo, "init").returncode == 0
+    subprocess.run(["git", "add", "-A"], cwd=git_repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "init"], cwd=git_repo, check=True)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"), "NO_COLOR": "1"}
+    env.pop("PYTHONPATH", None)  # the hooks' own environment, not this one
+    argv = [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "--all-files"]
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, cwd=git_repo, env=env, capture_output=True, text=True, timeout=1800
+        )
+
+    ok = run()
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "mlopsctl validate" in ok.stdout and "mlopsctl codeowners --check" in ok.stdout
+    usecase = git_repo / "usecases" / "breast-cancer.yaml"
+    text = usecase.read_text("utf-8").replace("problem: binary_classification", "problem: binary")
+    usecase.write_text(text.replace("ml-team@example.com", "'@acme/ml'"), "utf-8")
+    failed = run()
+    assert failed.returncode == 1
+    assert "usecases/breast-cancer.yaml:" in failed.stdout
+    assert "- hook id: mlopsctl-validate" in failed.stdout
