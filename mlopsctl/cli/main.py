@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mlopsctl.cli.cmd_validate:validate",
         "Check use-case specs; errors as file:line:col.",
     ),
+    "schema": ("mlopsctl.cli.cmd_schema:schema", "Write the JSON Schemas, for editors."),
+    "codeowners": (
+        "mlopsctl.cli.cmd_codeowners:codeowners",
+        "Write metadata.owners into .github/CODEOWNERS (--check: exit 1 if out of date).",
+    ),
     "plan": ("mlopsctl.cli.cmd_plan:plan", "Show which stages would run, and why."),
     "apply": (
         "mlopsctl.cli.cmd_apply:apply",
@@ -45,11 +50,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Check the current batch for drift, data quality and performance (exit 3: breach).",
     ),
     "serve": ("mlopsctl.cli.cmd_serve:serve", "Serve a use case's deployed model over HTTP."),
-    "schema": ("mlopsctl.cli.cmd_schema:schema", "Write the JSON Schemas, for editors."),
-    "codeowners": (
-        "mlopsctl.cli.cmd_codeowners:codeowners",
-        "Write metadata.owners into .github/CODEOWNERS (--check: exit 1 if out of date).",
-    ),
     "run-stage": (
         "mlopsctl.cli.cmd_run_stage:run_stage",
         "Run one stage (the command in dvc.yaml).",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -53,8 +52,7 @@ def heavy_imports(argv: list[str], cwd: Path) -> tuple[object, list[str], str]:
     """Run ``main(argv)`` in a fresh interpreter: its exit code and the heavy modules imported."""
     script = CHECK.format(argv=argv, heavy=set(HEAVY))
     env = {"DVC_NO_ANALYTICS": "1", "NO_COLOR": "1", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
-    if "PYTHONPATH" in os.environ:  # the code under test, when it is not the installed one
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's mlopsctl, not whichever one is installed
     proc = subprocess.run(
         [sys.executable, "-c", script],
         cwd=cwd,
