@@ -1,21 +1,31 @@
 """`mlopsctl init`: turn a directory into an mlopsctl project, starting from a bundled example.
 
-Idempotent: a second run only adds what is missing and never overwrites a file. The work is
-here, below the CLI, so that it can be called (and tested) without click; the command only
-prints what :func:`init_project` reports.
+Idempotent: a second run only adds what is missing and never overwrites a file of the user's;
+what mlopsctl generates (the JSON Schemas, its block of CODEOWNERS, its keys of the editor
+settings) is brought up to date. The work is here, below the CLI, so that it can be called (and
+tested) without click; the command only prints what :func:`init_project` reports.
 """
 
 from __future__ import annotations
 
+import json
+import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from mlopsctl.errors import MlopsctlError, did_you_mean
+from mlopsctl.errors import MlopsctlError, SpecError, did_you_mean
 from mlopsctl.fsutil import atomic_write
 
 DEFAULT_EXAMPLE = "breast-cancer"
 DEFAULT_REMOTE = "storage"
+#: Where init puts the JSON Schemas: committed with the repository (unlike .mlopsctl/, which git
+#: ignores), so that every clone's editor finds them without a network.
+SCHEMA_DIR = ".schemas/mlopsctl"
+VSCODE_SETTINGS = ".vscode/settings.json"
+MODELINE = "# yaml-language-server: $schema="
 
 
 @dataclass
@@ -85,6 +95,9 @@ def init_project(
         dvc.add(root, result.tracked)
         result.steps += [f"tracked {rel} with DVC ({rel}.dvc)" for rel in result.tracked]
 
+    result.steps += _editor_support(root)
+    result.steps += _codeowners(root)
+
     if remote_url:
         name = _project_remote(root) or DEFAULT_REMOTE
         dvc.configure_remote(root, name, remote_url)
@@ -93,14 +106,164 @@ def init_project(
     return result
 
 
-def _project_remote(root: Path) -> str | None:
-    """The remote mlopsctl.yaml names, if any (a kept project file may name its own)."""
+def _project_doc(root: Path) -> dict[str, Any]:
+    """mlopsctl.yaml as plain values ({} when it is not a mapping)."""
     from mlopsctl.spec.loader import PROJECT_FILE
     from mlopsctl.spec.yamlio import load_yaml
 
     doc, _ = load_yaml((root / PROJECT_FILE).read_text("utf-8"), PROJECT_FILE)
-    remote = (doc.data or {}).get("remote") if isinstance(doc.data, dict) else None
+    return doc.data if isinstance(doc.data, dict) else {}
+
+
+def _project_remote(root: Path) -> str | None:
+    """The remote mlopsctl.yaml names, if any (a kept project file may name its own)."""
+    remote = _project_doc(root).get("remote")
     return str(remote) if remote else None
+
+
+# --- editors: JSON Schemas, the modeline, .vscode/settings.json -------------------------------
+
+
+def schema_files() -> dict[str, bytes]:
+    """The published JSON Schemas (``mlopsctl/schemas/*.schema.json``), by file name."""
+    folder = resources.files("mlopsctl").joinpath("schemas")
+    return {
+        entry.name: entry.read_bytes()
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".schema.json")
+    }
+
+
+def write_schemas(dest: Path) -> tuple[list[str], list[str]]:
+    """Write every JSON Schema into *dest* atomically: (written, already current) file names.
+
+    A file that already holds these exact bytes is left alone, so a second run changes nothing.
+    """
+    written: list[str] = []
+    current: list[str] = []
+    for name, data in schema_files().items():
+        target = dest / name
+        try:
+            same = target.is_file() and not target.is_symlink() and target.read_bytes() == data
+        except OSError:
+            same = False
+        if same:
+            current.append(name)
+        else:
+            atomic_write(target, data)
+            written.append(name)
+    return written, current
+
+
+def stale_schemas(root: Path) -> list[str]:
+    """The schemas in the repository's :data:`SCHEMA_DIR` that differ from this mlopsctl's
+    (an upgrade since init); [] when the folder is absent. Reads only regular files inside the
+    repository."""
+    from mlopsctl.spec.paths import UnsafePathError, inside_repo
+
+    try:
+        folder = inside_repo(root, SCHEMA_DIR)
+    except UnsafePathError:
+        return []
+    if not folder.is_dir():
+        return []
+    stale = []
+    for name, data in schema_files().items():
+        try:
+            path = inside_repo(root, f"{SCHEMA_DIR}/{name}")
+            # the size first: a huge file committed there is not read to find it differs
+            same = path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
+        except (OSError, UnsafePathError):
+            same = False
+        if not same:
+            stale.append(f"{SCHEMA_DIR}/{name}")
+    return stale
+
+
+def point_at_local_schema(text: str, rel: str) -> str:
+    """*text* (a YAML file at repository path *rel*) with its ``yaml-language-server`` line
+    pointing at the schema in :data:`SCHEMA_DIR`, by a path relative to the file.
+
+    Editors resolve a relative ``$schema`` against the file itself; the published ``$id`` URL
+    is an identifier, not a download. Text without such a first line is returned unchanged.
+    """
+    first, sep, rest = text.partition("\n")
+    if not first.startswith(MODELINE):
+        return text
+    value = first[len(MODELINE) :].split()
+    name = posixpath.basename(value[0]) if value else ""
+    if name not in schema_files():
+        return text
+    target = posixpath.relpath(f"{SCHEMA_DIR}/{name}", posixpath.dirname(rel) or ".")
+    return f"{MODELINE}{target}{sep}{rest}"
+
+
+def vscode_settings(text: str | None, usecase_globs: Sequence[str]) -> str | None:
+    """*text* (``.vscode/settings.json``, None when absent) with ``yaml.schemas`` mapping the
+    project file and the use-case globs to the local schemas; every other key is kept.
+
+    Returns None when *text* is not a JSON object (VS Code also accepts comments, which a
+    rewrite would lose): the caller leaves the file alone and says so.
+    """
+    try:
+        settings: Any = json.loads(text) if text is not None and text.strip() else {}
+    except ValueError:
+        return None
+    if not isinstance(settings, dict):
+        return None
+    schemas = settings.setdefault("yaml.schemas", {})
+    if not isinstance(schemas, dict):
+        return None
+    schemas[f"./{SCHEMA_DIR}/project.schema.json"] = "mlopsctl.yaml"
+    schemas[f"./{SCHEMA_DIR}/usecase.schema.json"] = [posixpath.normpath(g) for g in usecase_globs]
+    return json.dumps(settings, indent=2, ensure_ascii=False) + "\n"
+
+
+def _editor_support(root: Path) -> list[str]:
+    """Schemas into the repository and the editor settings that use them: init's steps."""
+    from mlopsctl.spec.paths import inside_repo
+
+    steps = []
+    written, _current = write_schemas(inside_repo(root, SCHEMA_DIR))
+    if written:
+        steps.append(f"wrote the JSON Schemas to {SCHEMA_DIR}/ ({', '.join(written)})")
+    globs = _project_doc(root).get("usecases") or ["usecases/*.yaml"]
+    globs = [str(g) for g in (globs if isinstance(globs, list) else [globs])]
+    try:
+        path = inside_repo(root, VSCODE_SETTINGS)
+        old = path.read_text("utf-8") if path.exists() else None
+        new = vscode_settings(old, globs)
+    except (OSError, UnicodeDecodeError, MlopsctlError):
+        new = None
+    if new is None:
+        steps.append(
+            f"warning: left {VSCODE_SETTINGS} alone (not a readable JSON object): map "
+            f"{SCHEMA_DIR}/usecase.schema.json to your use cases in yaml.schemas yourself"
+        )
+    elif new != old:
+        atomic_write(path, new)
+        verb = "wrote" if old is None else "added yaml.schemas to"
+        steps.append(f"{verb} {VSCODE_SETTINGS} (editors validate the YAML as you type)")
+    return steps
+
+
+def _codeowners(root: Path) -> list[str]:
+    """mlopsctl's block of CODEOWNERS from the use cases' owners: init's steps."""
+    from mlopsctl.gitops.codeowners import codeowners_state, write_codeowners
+    from mlopsctl.spec.loader import load_project
+
+    try:
+        project = load_project(root)
+    except SpecError:
+        return ["warning: skipped CODEOWNERS: the specs do not validate (see mlopsctl validate)"]
+    try:
+        state = codeowners_state(root, project.usecases)
+        steps = [f"warning: {w}" for w in state.warnings]
+        if write_codeowners(root, state):
+            steps.append(f"wrote the owners of each use case into {state.path}")
+    except MlopsctlError as exc:
+        return [f"warning: skipped CODEOWNERS: {exc.message}"]
+    return steps
 
 
 def _copy_example(src: Path, dst: Path) -> tuple[list[str], list[str]]:
@@ -119,6 +282,9 @@ def _copy_example(src: Path, dst: Path) -> tuple[list[str], list[str]]:
         if target.exists() or target.is_symlink():
             kept.append(rel)
             continue
-        atomic_write(target, path.read_bytes())
+        data = path.read_bytes()
+        if path.suffix in (".yaml", ".yml"):
+            data = point_at_local_schema(data.decode("utf-8"), rel).encode("utf-8")
+        atomic_write(target, data)
         written.append(rel)
     return written, kept

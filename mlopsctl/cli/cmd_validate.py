@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from mlopsctl.cli.main import settings
 from mlopsctl.errors import Diagnostic, ProjectNotFoundError, SpecError
+from mlopsctl.spec.model import UseCaseFile
 
 
 @click.command()
@@ -42,6 +44,8 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: boo
         try:
             project = load_project(root)
             for warning in not_acted_on(project.usecases):
+                click.echo(f"warning: {warning}", err=True)
+            for warning in _repository_warnings(root, project.usecases):
                 click.echo(f"warning: {warning}", err=True)
             diags = []
             names = [uc.name for uc in project.usecases]
@@ -77,3 +81,18 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: boo
         else:
             click.echo(f"ok: {len(checked)} file{'s' if len(checked) != 1 else ''} valid")
     return 1 if diags else 0
+
+
+def _repository_warnings(root: Path, usecases: Sequence[UseCaseFile]) -> list[str]:
+    """Generated files of the repository that no longer match the specs or this mlopsctl."""
+    from mlopsctl.gitops.codeowners import validate_warnings
+    from mlopsctl.project_init import SCHEMA_DIR, stale_schemas
+
+    out = validate_warnings(root, usecases)
+    stale = stale_schemas(root)
+    if stale:
+        out.append(
+            f"{', '.join(stale)} differ from this mlopsctl's schemas: run "
+            f"mlopsctl schema --output {SCHEMA_DIR}"
+        )
+    return out

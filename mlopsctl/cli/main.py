@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mlopsctl.cli.cmd_validate:validate",
         "Check use-case specs; errors as file:line:col.",
     ),
+    "schema": ("mlopsctl.cli.cmd_schema:schema", "Write the JSON Schemas, for editors."),
+    "codeowners": (
+        "mlopsctl.cli.cmd_codeowners:codeowners",
+        "Write metadata.owners into .github/CODEOWNERS (--check: exit 1 if out of date).",
+    ),
     "plan": ("mlopsctl.cli.cmd_plan:plan", "Show which stages would run, and why."),
     "apply": (
         "mlopsctl.cli.cmd_apply:apply",

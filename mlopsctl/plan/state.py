@@ -19,6 +19,13 @@ from mlopsctl.spec.yaml12 import Loader as _Loader
 LOCK_FILE = "dvc.lock"
 LOCK_CACHE = ".mlopsctl/lock.json"
 REMEDY = "restore the committed one with `git checkout -- dvc.lock`, then run apply again"
+# an unfinished `git merge` of two branches that both applied (docs/gitops.md)
+MERGE_REMEDY = (
+    "take one side whole, `git checkout MERGE_HEAD -- dvc.lock reports/` (theirs) or "
+    "`git checkout HEAD -- dvc.lock reports/` (ours), and commit the merge; then `mlopsctl "
+    "apply` restores from the cache or recomputes what the other side changed (docs/gitops.md)"
+)
+_CONFLICT_MARKERS = (b"<<<<<<< ", b"=======", b">>>>>>> ")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,11 @@ def read_state(root: Path) -> AppliedState:
         return AppliedState({}, b"")
     if not raw.strip():
         raise StateError(f"{LOCK_FILE} is empty (an interrupted write?): {REMEDY}")
+    conflict = _conflict_line(raw)
+    if conflict:
+        raise StateError(
+            f"{LOCK_FILE} has git merge conflict markers (line {conflict}): {MERGE_REMEDY}"
+        )
     data = _parse(root, raw)
     if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
         raise StateError(f"{LOCK_FILE} does not look like a DVC lock file: {REMEDY}")
@@ -64,6 +76,19 @@ def read_state(root: Path) -> AppliedState:
             params={f: dict(v or {}) for f, v in (entry.get("params") or {}).items()},
         )
     return AppliedState(stages, raw)
+
+
+def _conflict_line(raw: bytes) -> int:
+    """The line number of the first merge conflict marker in *raw*, 0 when there is none.
+
+    All three markers, each at the start of a line, as git writes them.
+    """
+    lines = raw.splitlines()
+    found = [
+        next((i for i, line in enumerate(lines) if line.startswith(m)), -1)
+        for m in _CONFLICT_MARKERS
+    ]
+    return found[0] + 1 if min(found) >= 0 else 0
 
 
 def _parse(root: Path, raw: bytes) -> Any:

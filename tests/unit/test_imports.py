@@ -85,6 +85,15 @@ def test_validate_imports_nothing_heavy(tmp_path: Path) -> None:
     assert heavy == []
 
 
+def test_schema_and_codeowners_import_nothing_heavy(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "spec_example", root)
+    for argv in (["schema", "--output", "out"], ["codeowners"], ["codeowners", "--check"]):
+        code, heavy, out = heavy_imports(["-C", str(root), *argv], tmp_path)
+        assert code == 0, out
+        assert heavy == [], f"`mlopsctl {' '.join(argv)}` imported {heavy}"
+
+
 def test_plan_imports_nothing_heavy(git_repo: Path, cli: Cli) -> None:
     init = cli("-C", git_repo, "init", "--example", "house-prices")
     assert init.returncode == 0, init.stdout + init.stderr
