@@ -19,6 +19,7 @@ import pytest
 
 from mlopsctl.compile.layout import UseCasePaths
 from mlopsctl.errors import DataCheckError, GateFailedError, StageFailedError
+from mlopsctl.execute.task import limited_threads
 from mlopsctl.spec.model import UseCase, build
 from mlopsctl.stages import stage_function
 from mlopsctl.stages.base import StageContext
@@ -680,12 +681,17 @@ def test_parquet_source_and_an_inner_join_that_multiplies_rows(tmp_path: Path) -
 
 def test_outputs_are_byte_identical_across_runs(tmp_path: Path) -> None:
     """ingest..evaluate twice: once here, once in a fresh process with another hash seed."""
+    # Both runs on one thread, as a stage runs under run_job's cap: HistGradientBoosting sums
+    # gradients in parallel, so its model depends on the thread count, and this process's OpenMP
+    # pool may have been sized by an earlier test (a library loaded under a cap keeps it).
     one, two = tmp_path / "one", tmp_path / "two"
-    run(regression_repo(one), "ingest", "validate", "split", "train", "evaluate")
+    with limited_threads(1):
+        run(regression_repo(one), "ingest", "validate", "split", "train", "evaluate")
     code = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1])\n"
         "import test_stages as t\n"
-        "t.run(t.regression_repo(Path(sys.argv[2])), "
+        "with t.limited_threads(1):\n"
+        "    t.run(t.regression_repo(Path(sys.argv[2])), "
         "'ingest', 'validate', 'split', 'train', 'evaluate')\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(REPO)}
