@@ -337,6 +337,17 @@ def test_reference_profile_predicts_the_training_set_once(tmp_path: Path) -> Non
     assert text == profile.dumps(expected)
 
 
+def test_confusion_records_are_written_as_write_json_writes_them() -> None:
+    from mlopsctl.stages.evaluate import confusion_json
+
+    labels = ["0", "1", 'a "quoted" label', "caf\u00e9", "tab\there", "back\\slash", "\u2603"]
+    pairs = [(a, p) for a in labels for p in reversed(labels)]
+    for case in (pairs, pairs[:1], []):
+        rows = [{"predicted": p, "actual": a} for a, p in case]
+        expected = json.dumps(rows, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        assert confusion_json(case) == expected
+
+
 # --- gate -------------------------------------------------------------------------------------
 
 
