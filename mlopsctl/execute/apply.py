@@ -339,6 +339,10 @@ def run(
     if not (plan.to_apply or plan.by_action(Action.BLOCKED)):
         return [], []
     executor = executor_for(ctx.planned.project, jobs, plan, executor_kind)
+    if not isinstance(executor, executors.InlineExecutor):  # stages elsewhere: import DVC now
+        from mlopsctl.integrations import dvc
+
+        dvc.preload()
     applier = Applier(ctx.planned, plan, executor, reporter)
     try:
         with progress.watch(ctx.root, reporter):  # tuning's fits done / total, from the workers

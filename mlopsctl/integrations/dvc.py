@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,26 @@ def _quiet() -> None:
     debug = logging.getLogger("mlopsctl").isEnabledFor(logging.DEBUG)  # --debug: DVC says more
     for name in ("dvc", "dvc_data", "dvc_objects", "scmrepo", "dvc.ui"):
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.WARNING)
+
+
+def preload() -> threading.Thread:
+    """Import the parts of DVC that :func:`record` uses, in a background thread.
+
+    apply calls it when its stages start in worker processes: the ~0.3 s import then overlaps
+    the stages (the main process only waits meanwhile) instead of running after the last one.
+    Not a daemon thread: an exit waits for the import rather than killing it half-done.
+    """
+
+    def load() -> None:
+        _quiet()
+        import dvc.dependency.param
+        import dvc.repo
+        import dvc.stage.serialize
+        import dvc.utils.serialize  # noqa: F401
+
+    thread = threading.Thread(target=load, name="mlopsctl-dvc-preload")
+    thread.start()
+    return thread
 
 
 @contextlib.contextmanager
@@ -121,7 +142,7 @@ def record(
     lock = root / "dvc.lock"
     if lock.exists() and not lock.read_text("utf-8").strip():
         raise StateError(f"dvc.lock is empty (an interrupted write?): {REMEDY}")
-    with open_repo(root) as repo, repo.lock:
+    with open_repo(root) as repo, repo.lock, _params_parsed_once():
         updated, tracked = _record_sources(root, repo, sources)
         stages = [s for s in repo.index.stages if getattr(s, "name", None) in wanted]
         missing = wanted - {s.name for s in stages}
@@ -137,6 +158,36 @@ def record(
         if stages or removed:
             _write_lock(root, stages, removed)
     return Recorded(tuple(s.name for s in stages), tuple(removed), updated, tracked)
+
+
+@contextlib.contextmanager
+def _params_parsed_once() -> Iterator[None]:
+    """Within the block, DVC parses each params file once, however many stages name it.
+
+    Every built-in stage of a use case names its use-case file as a params file, and DVC's
+    ``stage.save`` parses the whole file (ruamel, the slowest YAML parser) for each of them: the
+    cost grew with stages x file size. All stages of one record now see the same version of
+    the file (before, an edit in the middle of recording could give them different ones); each
+    gets its own deep copy of the parsed document, so no stage can alter another's values.
+    """
+    import copy
+
+    from dvc.dependency import param
+
+    original = param.load_path
+    parsed: dict[tuple[str, int, str], Any] = {}
+
+    def load_path(fs_path: str, fs: Any, **kwargs: Any) -> Any:
+        key = (os.fspath(fs_path), id(fs), repr(sorted(kwargs.items())))
+        if key not in parsed:
+            parsed[key] = original(fs_path, fs, **kwargs)
+        return copy.deepcopy(parsed[key])
+
+    param.load_path = load_path
+    try:
+        yield
+    finally:
+        param.load_path = original
 
 
 def _record_sources(

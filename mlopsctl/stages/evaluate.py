@@ -7,6 +7,7 @@ renders it as well; the PNGs are for the model card and the HTML report.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -160,13 +161,13 @@ def _write_confusion(
 ) -> None:
     import numpy as np
 
-    rows = [{"actual": str(a), "predicted": str(p)} for a, p in zip(actual, predicted, strict=True)]
-    write_json(ctx.output(files["confusion.json"]), rows)
+    pairs = [(str(a), str(p)) for a, p in zip(actual, predicted, strict=True)]
+    atomic_write(ctx.output(files["confusion.json"]), confusion_json(pairs))
     names = [str(c) for c in labels]
     index = {name: i for i, name in enumerate(names)}
     matrix = np.zeros((len(names), len(names)), dtype=int)
-    for row in rows:
-        matrix[index[row["actual"]], index[row["predicted"]]] += 1
+    for a, p in pairs:
+        matrix[index[a], index[p]] += 1
     fig = _figure()
     ax = fig.add_subplot()
     image = ax.imshow(matrix, cmap="Blues")
@@ -184,6 +185,25 @@ def _write_confusion(
                 colour = "white" if matrix[i, j] > threshold else "black"
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=colour)
     _save_png(ctx, files["confusion.png"], fig)
+
+
+def confusion_json(pairs: Sequence[tuple[str, str]]) -> str:
+    """The records ``{"actual": a, "predicted": p}`` as :func:`write_json` writes them.
+
+    Byte for byte the same text, made without ``json.dumps(indent=2)``, whose pure-Python
+    encoder spent ~4 us per test row; each distinct label is encoded once.
+    """
+    if not pairs:
+        return "[]\n"
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    quoted: dict[str, str] = {}
+    for a, p in set(pairs):
+        quoted.setdefault(a, encode(a))
+        quoted.setdefault(p, encode(p))
+    records = [
+        f'  {{\n    "actual": {quoted[a]},\n    "predicted": {quoted[p]}\n  }}' for a, p in pairs
+    ]
+    return "[\n" + ",\n".join(records) + "\n]\n"
 
 
 def _write_roc(

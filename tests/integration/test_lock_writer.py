@@ -112,3 +112,29 @@ def test_kill_points_are_inert_unless_asked(monkeypatch: pytest.MonkeyPatch) -> 
     fault.point("push")  # another point: not counted
     fault.point("commit")
     fault.point("commit")  # the second of three: still alive
+
+
+def test_one_record_parses_a_shared_params_file_once(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every built-in stage of a use case names the use-case file: DVC parsed it once per stage
+    (repo / "dvc.yaml").write_text(
+        DVC_YAML + "  c:\n    cmd: echo c > c.txt\n    params:\n    - usecases/x.yaml:\n"
+        "      - data.join\n    outs:\n    - c.txt\n"
+    )
+    (repo / "c.txt").write_text("c\n")
+    from dvc.dependency import param
+
+    parsed: list[str] = []
+    real = param.load_path
+
+    def counting(fs_path: str, fs: object, **kwargs: object) -> object:
+        parsed.append(os.path.basename(fs_path))
+        return real(fs_path, fs, **kwargs)
+
+    monkeypatch.setattr(param, "load_path", counting)
+    dvc_int.record(repo, ["a", "c"])
+    assert parsed.count("x.yaml") == 1
+    state = read_state(repo)
+    assert state.get("a").params == state.get("c").params != {}
+    assert "changed params" not in dvc(repo, "status", "a", "c").stdout

@@ -304,6 +304,51 @@ def test_binary_classifier_without_predict_proba(tmp_path: Path) -> None:
     assert roc[0]["threshold"] == pytest.approx(top + 1.0, abs=1e-5)  # not inf, not 1.0
 
 
+def test_reference_profile_predicts_the_training_set_once(tmp_path: Path) -> None:
+    # a binary classifier's profile keeps the positive-class probability only: predicting the
+    # labels too doubled the profile's cost (the biggest part of it on a large training set)
+    from sklearn.linear_model import LogisticRegression
+
+    from mlopsctl.monitor import profile
+    from mlopsctl.stages import train
+    from mlopsctl.stages.frames import select_features
+
+    calls: list[str] = []
+
+    class Counting(LogisticRegression):
+        def predict(self, x: Any) -> Any:
+            calls.append("predict")
+            return super().predict(x)
+
+        def predict_proba(self, x: Any) -> Any:
+            calls.append("predict_proba")
+            return super().predict_proba(x)
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    frame["target"] = (frame["a"] + rng.normal(scale=0.5, size=200) > 0).astype(int)
+    uc = usecase(data={"features": {"numeric": ["a", "b"]}})
+    features = select_features(uc, frame)
+    fitted = Counting().fit(frame[["a", "b"]], frame["target"])
+    text = train.reference_profile(uc, features, frame, fitted)
+    assert calls == ["predict_proba"]
+    expected = profile.build_profile(
+        frame, ["a", "b"], [], fitted.predict_proba(frame[["a", "b"]])[:, 1], "target"
+    )
+    assert text == profile.dumps(expected)
+
+
+def test_confusion_records_are_written_as_write_json_writes_them() -> None:
+    from mlopsctl.stages.evaluate import confusion_json
+
+    labels = ["0", "1", 'a "quoted" label', "caf\u00e9", "tab\there", "back\\slash", "\u2603"]
+    pairs = [(a, p) for a in labels for p in reversed(labels)]
+    for case in (pairs, pairs[:1], []):
+        rows = [{"predicted": p, "actual": a} for a, p in case]
+        expected = json.dumps(rows, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        assert confusion_json(case) == expected
+
+
 # --- gate -------------------------------------------------------------------------------------
 
 
