@@ -36,7 +36,11 @@ from .conftest import ENV, dvc, edit, git, mlopsctl
 
 pytestmark = pytest.mark.slow
 
-#: (point, example, change): every named point of the apply path, three seeds each
+#: seeds per kill point: 1 in CI (every point, ~9 trials, keeps CI under its 15 minutes);
+#: MLOPSCTL_KILL_SEEDS=3 is the soak run quoted in closing notes (27 trials)
+SEEDS = int(os.environ.get("MLOPSCTL_KILL_SEEDS", "1"))
+
+#: (point, example, change): every named point of the apply path, SEEDS seeds each
 NAMED = [
     ("stage-running", "breast-cancer", "param"),
     ("journaled", "breast-cancer", "param"),
@@ -47,8 +51,8 @@ NAMED = [
     ("tag", "breast-cancer", "param"),
     ("source-write", "house-prices", "data"),
 ]
-TRIALS = [(p, ex, ch, seed) for (p, ex, ch) in NAMED for seed in range(3)]
-RANDOM_TRIALS = [("random-time", "breast-cancer", "param", seed) for seed in range(3)]
+TRIALS = [(p, ex, ch, seed) for (p, ex, ch) in NAMED for seed in range(SEEDS)]
+RANDOM_TRIALS = [("random-time", "breast-cancer", "param", seed) for seed in range(SEEDS)]
 
 
 def _change(root: Path, example: str, change: str, rng: random.Random) -> str:
