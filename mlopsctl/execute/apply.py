@@ -24,13 +24,12 @@ apply pushes what is missing and commits.
 
 from __future__ import annotations
 
-import graphlib
 import json
 import os
 import shutil
 import time
 from collections.abc import Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from mlopsctl.execute.record import (
     recover_journal,
     recover_tags,
 )
+from mlopsctl.execute.schedule import run_in_order
 from mlopsctl.execute.task import StageJob, StageResult, run_job, thread_cap
 from mlopsctl.fsutil import atomic_write
 from mlopsctl.plan import runcache
@@ -176,31 +176,13 @@ class Applier:
             for sp in self.plan.stages
             if sp.action in (Action.RUN, Action.RESTORE, Action.BLOCKED)
         ]
-        todo_set = set(todo)
-        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(
-            {sid: [u for u in self.graph.upstream[sid] if u in todo_set] for sid in todo}
+        run_in_order(
+            todo,
+            self.graph.upstream,
+            self.executor.max_parallel,
+            lambda sid: self._start(plans[sid]),
+            self._complete,
         )
-        sorter.prepare()
-        position = {sid: i for i, sid in enumerate(todo)}
-        ready: list[str] = []
-        running: dict[Future[Any], str] = {}
-        while sorter.is_active():
-            ready.extend(sorted(sorter.get_ready(), key=position.__getitem__))
-            while ready and len(running) < self.executor.max_parallel:
-                sid = ready.pop(0)
-                fut = self._start(plans[sid])
-                if fut is None:  # finished without a worker (blocked, skipped, restored)
-                    sorter.done(sid)
-                    ready.extend(sorted(sorter.get_ready(), key=position.__getitem__))
-                else:
-                    running[fut] = sid
-            if not running:
-                continue
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in done:
-                sid = running.pop(fut)
-                self._complete(sid, fut)
-                sorter.done(sid)
         return [self.outcomes[sp.id] for sp in self.plan.stages if sp.id in self.outcomes]
 
     def _start(self, sp: StagePlan) -> Future[Any] | None:

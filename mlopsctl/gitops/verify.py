@@ -24,13 +24,12 @@ Verdicts (see docs/usage.md, "verify"): ``reproduced``, ``nondeterministic`` (di
 from __future__ import annotations
 
 import contextlib
-import graphlib
 import json
 import logging
 import math
 import os
 from collections.abc import Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -359,31 +358,15 @@ class Verifier:
             executor.shutdown()
 
     def _schedule(self, executor: Any) -> None:
-        todo = set(self.ids)
-        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(
-            {sid: [u for u in self.graph.upstream[sid] if u in todo] for sid in self.ids}
+        from mlopsctl.execute.schedule import run_in_order
+
+        run_in_order(
+            self.ids,
+            self.graph.upstream,
+            executor.max_parallel,
+            lambda sid: self._start(sid, executor),
+            self._complete,
         )
-        sorter.prepare()
-        position = {sid: i for i, sid in enumerate(self.ids)}
-        ready: list[str] = []
-        running: dict[Future[Any], str] = {}
-        while sorter.is_active():
-            ready.extend(sorted(sorter.get_ready(), key=position.__getitem__))
-            while ready and len(running) < executor.max_parallel:
-                sid = ready.pop(0)
-                fut = self._start(sid, executor)
-                if fut is None:
-                    sorter.done(sid)
-                    ready.extend(sorted(sorter.get_ready(), key=position.__getitem__))
-                else:
-                    running[fut] = sid
-            if not running:
-                continue
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in done:
-                sid = running.pop(fut)
-                self._complete(sid, fut)
-                sorter.done(sid)
 
     def _start(self, sid: str, executor: Any) -> Future[Any] | None:
         from mlopsctl.execute.task import StageJob, run_job, thread_cap
