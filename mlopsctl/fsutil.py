@@ -7,7 +7,6 @@ use it.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -61,7 +60,7 @@ def _create_temp(path: Path) -> tuple[int, Path]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
         # the name is cut so that the temp name stays within the file system's name limit
-        tmp = path.with_name(f".{path.name[:200]}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name[:200]}.{os.urandom(4).hex()}.tmp")
         try:
             return os.open(tmp, flags, _NEW_FILE_MODE), tmp
         except FileExistsError:  # pragma: no cover - 32 random bits collided

@@ -266,6 +266,9 @@ def _codeowners(root: Path) -> list[str]:
     return steps
 
 
+_LOCAL_DIRS = frozenset({"__pycache__", ".mlopsctl"})
+
+
 def _copy_example(src: Path, dst: Path) -> tuple[list[str], list[str]]:
     """Copy every file of the example that *dst* lacks: (written, kept) repo-relative paths.
 
@@ -276,7 +279,8 @@ def _copy_example(src: Path, dst: Path) -> tuple[list[str], list[str]]:
     kept: list[str] = []
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src).as_posix()
-        if not path.is_file() or "__pycache__" in rel or path.suffix == ".pyc":
+        # local leftovers of running the example in place (mlopsctl's caches, bytecode) stay
+        if not path.is_file() or path.suffix == ".pyc" or _LOCAL_DIRS & set(rel.split("/")):
             continue
         target = dst / rel
         if target.exists() or target.is_symlink():

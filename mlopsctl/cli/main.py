@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import importlib
-import logging
 import os
 import sys
 from pathlib import Path
@@ -137,6 +136,8 @@ def cli(ctx: click.Context, directory: Path, debug: bool) -> None:
 
 def _debug_logging() -> None:
     """``--debug``: mlopsctl's own loggers at DEBUG, DVC's at INFO, to stderr."""
+    import logging  # here: ~10 ms that plan, validate and --help do not need
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     ours = logging.getLogger("mlopsctl")

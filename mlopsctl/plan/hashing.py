@@ -20,13 +20,13 @@ import stat
 from pathlib import Path
 
 from mlopsctl.fsutil import atomic_write
-from mlopsctl.spec.paths import UnsafePathError, file_kind, inside_repo
+from mlopsctl.spec.paths import UnsafePathError, file_kind, inside_repo, resolve_inside
 
 CACHE_FILE = ".mlopsctl/hashes.json"
 _CHUNK = 4 * 1024 * 1024
 
 
-def file_md5(path: Path) -> str:
+def file_md5(path: str | os.PathLike[str]) -> str:
     """The md5 of the regular file *path*; anything else (a FIFO, a device, a symlink) is refused.
 
     The file is checked with lstat before it is opened (opening a device can have effects), and
@@ -83,7 +83,7 @@ class HashCache:
         Raises UnsafePathError when *rel* resolves outside the repository or is neither a
         regular file nor a directory (it is not opened then).
         """
-        path = inside_repo(self.root, rel)
+        path = resolve_inside(self.root, rel)  # a str: a plan asks this for every dep and out
         try:
             st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
@@ -96,7 +96,7 @@ class HashCache:
             raise UnsafePathError(rel, f"is {file_kind(st.st_mode)}, not a regular file")
         return self._file_md5(rel, path, st)
 
-    def _file_md5(self, rel: str, path: Path, st: os.stat_result) -> str:
+    def _file_md5(self, rel: str, path: str | Path, st: os.stat_result) -> str:
         key = _key(st)
         entry = self._entries.get(rel)
         if entry is not None and entry[:-1] == key:
@@ -107,7 +107,7 @@ class HashCache:
         self._dirty = True
         return md5
 
-    def _dir_md5(self, rel: str, base: Path) -> str:
+    def _dir_md5(self, rel: str, base: str) -> str:
         entries = []
         # os.walk does not descend into symlinked directories; symlinked files are listed, and
         # each is resolved and checked like any other path before it is read

@@ -10,11 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlopsctl.errors import StateError
 from mlopsctl.fsutil import atomic_write
-from mlopsctl.spec.yaml12 import Loader as _Loader
 
 LOCK_FILE = "dvc.lock"
 LOCK_CACHE = ".mlopsctl/lock.json"
@@ -83,6 +80,8 @@ def _conflict_line(raw: bytes) -> int:
 
     All three markers, each at the start of a line, as git writes them.
     """
+    if not all(m in raw for m in _CONFLICT_MARKERS):  # the common case, without a line split
+        return 0
     lines = raw.splitlines()
     found = [
         next((i for i, line in enumerate(lines) if line.startswith(m)), -1)
@@ -101,6 +100,10 @@ def _parse(root: Path, raw: bytes) -> Any:
             return cached["data"]
     except (OSError, ValueError, AttributeError, KeyError):
         pass
+    import yaml  # only when dvc.lock changed since the last plan (its JSON copy is stale)
+
+    from mlopsctl.spec.yaml12 import Loader as _Loader
+
     try:
         data = yaml.load(raw, Loader=_Loader)
     except yaml.YAMLError as exc:

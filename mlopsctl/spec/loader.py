@@ -17,6 +17,7 @@ from typing import Any
 
 from mlopsctl.errors import Diagnostic, ProjectNotFoundError, SpecError
 from mlopsctl.spec.cache import SpecCache, content_md5, key_of
+from mlopsctl.spec.document import YamlDocument
 from mlopsctl.spec.model import Infra, Project, ProjectConfig, UseCase, UseCaseFile, build
 from mlopsctl.spec.paths import UnsafePathError, file_kind, inside_repo
 from mlopsctl.spec.schema import validate_against_schema
@@ -27,7 +28,6 @@ from mlopsctl.spec.semantic import (
     path_problem,
     unique_names,
 )
-from mlopsctl.spec.yamlio import YamlDocument, load_yaml
 
 PROJECT_FILE = "mlopsctl.yaml"
 MLOPSCTL_DIR = ".mlopsctl"
@@ -106,6 +106,8 @@ def parse_document(data: bytes, display: str) -> tuple[YamlDocument, list[Diagno
         return YamlDocument(display, None, None), [
             Diagnostic(display, 1, 1, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
         ]
+    from mlopsctl.spec.yamlio import load_yaml  # the parser: only for a file not cached
+
     doc, diags = load_yaml(text, display)
     if diags and doc.root is None:
         return doc, diags
@@ -250,20 +252,24 @@ def load_usecases(
         spec = build(UseCase, data)
         sem = check_usecase(spec, doc, ctx)
         # from the cache: parse it to locate its problems, if it has any
-        if doc.root is None and (sem or _overlaps_in(display, [*checked, (spec, doc)])):
+        if doc.root is None and sem:
             doc, _ = read_document(path, display, root)
             sem = check_usecase(spec, doc, ctx)
         checked.append((spec, doc))
         diags.extend(sem)
         if not sem:
             loaded.append((UseCaseFile(path=display, spec=spec, document=doc.data), doc))
-    diags.extend(overlapping_outputs(checked))
+    overlaps = overlapping_outputs(checked)  # once over all use cases: linear in the outputs
+    unlocated = {d.file for d in overlaps} & {doc.file for _, doc in checked if doc.root is None}
+    if unlocated:  # cached documents have no node tree: parse those involved to locate them
+        paths = {display: path for path, display, _doc in parsed}
+        reread = {f: read_document(paths[f], f, root)[0] for f in unlocated}
+        checked = [(spec, reread.get(doc.file, doc)) for spec, doc in checked]
+        loaded = [(uc, reread.get(doc.file, doc)) for uc, doc in loaded]
+        overlaps = overlapping_outputs(checked)
+    diags.extend(overlaps)
     diags.extend(unique_names([(uc.name, doc) for uc, doc in loaded]))
     return [uc for uc, _doc in loaded], diags
-
-
-def _overlaps_in(display: str, entries: list[tuple[UseCase, YamlDocument]]) -> bool:
-    return any(d.file == display for d in overlapping_outputs(entries))
 
 
 def _list(value: Any) -> list[Any]:

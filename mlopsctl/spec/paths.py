@@ -9,9 +9,12 @@ read, write or delete anything.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from mlopsctl.errors import MlopsctlError
@@ -36,10 +39,54 @@ def inside_repo(root: Path | str, rel: str | os.PathLike[str]) -> Path:
     symlink on the way, dangling ones included) leaves *root*. Components that do not exist yet
     are kept as written, so an output that a stage is about to create can be checked too.
     """
+    return Path(resolve_inside(root, rel))
+
+
+def resolve_inside(root: Path | str, rel: str | os.PathLike[str]) -> str:
+    """:func:`inside_repo` as a string: for checks that only need to know (a plan checks
+    thousands of paths, and a Path object costs more than the check itself)."""
     rel_s = os.fspath(rel)
+    root_s = os.fspath(root)
+    memo = _MEMO.get()
+    if memo is None:
+        return _resolve(root_s, rel_s)
+    found = memo.get((root_s, rel_s))
+    if found is None:
+        try:
+            found = memo[root_s, rel_s] = _resolve(root_s, rel_s)
+        except UnsafePathError as exc:
+            found = memo[root_s, rel_s] = exc
+    if isinstance(found, UnsafePathError):
+        raise UnsafePathError(found.rel, found.problem)
+    return found
+
+
+@contextlib.contextmanager
+def resolved_once() -> Iterator[None]:
+    """Within this block (in this thread), each path is resolved once and the answer reused.
+
+    For read-only passes only: a plan asks about the same dependency path in its semantic
+    checks, its hashing and its decisions. Nothing that writes or deletes may run inside,
+    since a stage can change what a path resolves to; outside the block every call resolves
+    afresh, as it must right before a file is read, written or deleted.
+    """
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
+#: the answers of the enclosing :func:`resolved_once` block (a ContextVar: other threads, e.g.
+#: apply's DVC preload, never see them)
+_MEMO: contextvars.ContextVar[dict[tuple[str, str], str | UnsafePathError] | None] = (
+    contextvars.ContextVar("mlopsctl_resolved_paths", default=None)
+)
+
+
+def _resolve(root_s: str, rel_s: str) -> str:
     if os.path.isabs(rel_s):
         raise UnsafePathError(rel_s, "must be relative to the repository")
-    root_s = os.fspath(root)
     # a relative root depends on the working directory: resolved each time
     base = _real_root(root_s) if os.path.isabs(root_s) else os.path.realpath(root_s)
     pending = [p for p in reversed(rel_s.replace("\\", "/").split("/")) if p not in ("", ".")]
@@ -82,7 +129,7 @@ def inside_repo(root: Path | str, rel: str | os.PathLike[str]) -> Path:
     # only where the path ends matters: that is the file the kernel would open
     if not _is_under(base, current):
         raise UnsafePathError(rel_s, "leaves the repository" + (f": {link}" if link else ""))
-    return Path(current)
+    return current
 
 
 @functools.lru_cache(maxsize=16)

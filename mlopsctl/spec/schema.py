@@ -11,11 +11,10 @@ import functools
 import json
 import re
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
 from mlopsctl.errors import Diagnostic, did_you_mean
-from mlopsctl.spec.yamlio import YamlDocument
+from mlopsctl.spec.document import YamlDocument
 
 SCHEMA_FILES = {"UseCase": "usecase.schema.json", "Project": "project.schema.json"}
 _TYPE_NAMES = {
@@ -31,6 +30,8 @@ _TYPE_NAMES = {
 
 @functools.cache
 def load_schema(filename: str) -> dict[str, Any]:
+    from importlib import resources  # a cached spec needs no schema file
+
     text = resources.files("mlopsctl").joinpath("schemas", filename).read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema

@@ -5,8 +5,10 @@ Runs on a schema-valid document and its typed model; every finding is a located 
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlopsctl.errors import Diagnostic, did_you_mean
+from mlopsctl.spec.document import YamlDocument, bad_interpolations, format_path
 from mlopsctl.spec.model import (
     BUILTIN_STAGE_KINDS,
     ERROR_METRICS,
@@ -22,8 +25,7 @@ from mlopsctl.spec.model import (
     UseCase,
     module_allowed,
 )
-from mlopsctl.spec.paths import UnsafePathError, file_kind, inside_repo
-from mlopsctl.spec.yamlio import YamlDocument, bad_interpolations, format_path
+from mlopsctl.spec.paths import UnsafePathError, file_kind, inside_repo, resolve_inside
 
 # scikit-learn's scorer names (sklearn.metrics.get_scorer_names()), kept here so that validating
 # a spec never imports scikit-learn; a test checks it against the installed one.
@@ -329,11 +331,9 @@ def output_problem(value: str, uc: UseCase, ctx: ProjectContext) -> str:
     for folder in sorted(ctx.usecase_dirs):
         if _overlap(norm, folder):
             return f"output '{value}' overlaps the use-case folder {folder}/"
-    for name in sorted(ctx.usecase_names | {uc.name}):
-        for pattern in BUILTIN_OUTPUTS:
-            builtin = pattern.format(name=name)
-            if _overlap(norm, builtin):
-                return f"output '{value}' overlaps {builtin}, an output of use case {name}"
+    for name, builtin in _builtin_outputs(ctx.usecase_names | {uc.name}):
+        if _overlap(norm, builtin):
+            return f"output '{value}' overlaps {builtin}, an output of use case {name}"
     for p, src in _data_sources(uc):
         if src.path is not None and _overlap(norm, posixpath.normpath(src.path)):
             tracked = _tracked_by(ctx.root, posixpath.normpath(src.path))
@@ -343,6 +343,13 @@ def output_problem(value: str, uc: UseCase, ctx: ProjectContext) -> str:
                     f"({format_path(p)}), which {tracked} tracks"
                 )
     return ""
+
+
+@functools.lru_cache(maxsize=8)
+def _builtin_outputs(names: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """(use case, path) of every built-in output of *names*: checked against each custom
+    output, so built once per project rather than once per output."""
+    return tuple((n, pattern.format(name=n)) for n in sorted(names) for pattern in BUILTIN_OUTPUTS)
 
 
 def overlapping_outputs(entries: Sequence[tuple[UseCase, YamlDocument]]) -> list[Diagnostic]:
@@ -404,7 +411,7 @@ def _tracked_by(root: Path, norm: str) -> str:
 
 def _outside_problem(root: Path, value: str, what: str) -> str:
     try:
-        inside_repo(root, posixpath.normpath(value))
+        resolve_inside(root, posixpath.normpath(value))
     except UnsafePathError as exc:
         return f"{what} '{value}' {exc.problem}"
     return ""
@@ -424,9 +431,12 @@ def _is_produced(rel: str, produced: set[str]) -> bool:
     return norm in produced or any(norm.startswith(o.rstrip("/") + "/") for o in produced)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def path_problem(value: str) -> str:
     """Why *value* is not an acceptable repository path, or '' when it is."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         return f"path {value!r} contains a control character"
     if value.startswith(("/", "\\")) or (len(value) > 1 and value[1] == ":"):
         return f"path '{value}' must be relative to the repository"

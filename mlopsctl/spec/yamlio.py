@@ -7,15 +7,22 @@ instead of silent overwrites or code execution.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from mlopsctl.errors import Diagnostic
+from mlopsctl.spec.document import YamlDocument, bad_interpolations, format_path
 from mlopsctl.spec.yaml12 import Loader as _Loader
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_VALUES",
+    "YamlDocument",
+    "bad_interpolations",
+    "format_path",
+    "load_yaml",
+]
 
 Path = tuple[str | int, ...]
 
@@ -25,61 +32,6 @@ _STANDARD_TAGS = {
 }
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
-
-
-def format_path(path: Sequence[str | int]) -> str:
-    """``("model", "params", "C")`` -> ``model.params.C``; list items as ``stages[0]``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-@dataclass(frozen=True)
-class YamlDocument:
-    """A loaded YAML file: its value plus the node tree for locating key paths."""
-
-    file: str
-    data: Any
-    root: yaml.Node | None
-
-    def locate(self, path: Sequence[str | int], *, key: bool = False) -> tuple[int, int]:
-        """1-based (line, column) of the value at *path* (or of its key with ``key=True``).
-
-        A path that leaves the tree resolves to the deepest node that exists.
-        """
-        node = self.root
-        if node is None:
-            return 1, 1
-        mark = node.start_mark
-        for part in path:
-            found = None
-            if isinstance(node, yaml.MappingNode):
-                for k, v in node.value:
-                    if isinstance(k, yaml.ScalarNode) and k.value == str(part):
-                        found = (k, v)
-                        break
-            elif (
-                isinstance(node, yaml.SequenceNode)
-                and isinstance(part, int)
-                and 0 <= part < len(node.value)
-            ):
-                item = node.value[part]
-                found = (item, item)
-            if found is None:
-                break
-            mark = found[0].start_mark if key and part == path[-1] else found[1].start_mark
-            node = found[1]
-        return mark.line + 1, mark.column + 1
-
-    def diagnostic(
-        self, path: Sequence[str | int], message: str, *, hint: str = "", key: bool = False
-    ) -> Diagnostic:
-        line, col = self.locate(path, key=key)
-        return Diagnostic(self.file, line, col, format_path(path), message, hint)
 
 
 #: Limits that keep a hostile or broken file from exhausting the stack or the memory: nesting
@@ -217,15 +169,3 @@ class _Builder:
             return None
         finally:
             self._scalars.constructed_objects.clear()  # no node outlives its load
-
-
-_ENV_REF = re.compile(r"\$\{([^}]*)\}")
-_ENV_OK = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*")
-
-
-def bad_interpolations(value: str) -> list[str]:
-    """The ``${...}`` references in *value* that are not of the form ``${env:NAME}``."""
-    bad = [m.group(0) for m in _ENV_REF.finditer(value) if not _ENV_OK.fullmatch(m.group(1))]
-    if "${" in value and not _ENV_REF.search(value):
-        bad.append(value[value.index("${") :])
-    return bad

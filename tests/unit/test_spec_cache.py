@@ -155,3 +155,27 @@ def test_a_cached_file_moved_out_behind_a_symlink_is_refused(project: Path, tmp_
         "usecases/house-prices.yaml:1:1: spec file leaves the repository: 'usecases' is a "
         f"symlink to '{outside / 'usecases'}'"
     )
+
+
+def test_overlapping_outputs_of_cached_files_are_located(project: Path) -> None:
+    """Two stages writing the same file: reported at the second one, from a cache hit too."""
+    uc = project / "usecases/house-prices.yaml"
+    uc.write_text(
+        uc.read_text()
+        + "stages:\n"
+        + "  - name: a\n    cmd: echo a > work/x.txt\n    outs: [work/x.txt]\n"
+        + "  - name: b\n    cmd: echo b > work/x.txt\n    outs: [work/x.txt]\n"
+    )
+    lines = uc.read_text().splitlines()
+    line = max(i for i, t in enumerate(lines, 1) if t == "    outs: [work/x.txt]")
+    for _ in range(2):  # parsed, then from the spec cache (no node tree until it is re-read)
+        with pytest.raises(SpecError) as err:
+            loader.load_project(project)
+        (diag,) = err.value.diagnostics
+        assert (diag.file, diag.line, diag.path) == (
+            "usecases/house-prices.yaml",
+            line,
+            "stages[1].outs[0]",
+        )
+        assert "is also the output 'work/x.txt'" in diag.message
+    assert "usecases/house-prices.yaml" in (project / ".mlopsctl/specs.json").read_text()
