@@ -371,7 +371,9 @@ def executor_for(
         uc.name: uc.spec.infra for uc in project.usecases if running is None or uc.name in running
     }
     n = jobs if jobs is not None else (os.cpu_count() or 1)
-    return executors.executor_for(infra, max(1, n), project.root, kind)
+    # built-in stages to run: a local pool's workers start with their libraries imported
+    warm = plan is None or any(sp.kind != "custom" for sp in plan.by_action(Action.RUN))
+    return executors.executor_for(infra, max(1, n), project.root, kind, warm)
 
 
 def apply_directory(

@@ -35,6 +35,27 @@ from mlopsctl.spec.model import Infra
 
 log = logging.getLogger(__name__)
 
+#: What the built-in stages import, imported once by the pool's fork server so that every worker
+#: starts with them loaded (shared copy-on-write) instead of each importing them again (~1.5 s
+#: of CPU per worker, paid on every apply). A module that is missing is skipped by the server.
+WARM_MODULES = (
+    "pandas",
+    "pyarrow.parquet",
+    "sklearn.compose",
+    "sklearn.impute",
+    "sklearn.metrics",
+    "sklearn.model_selection",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "skops.io",
+    "mlopsctl.stages.ingest",
+    "mlopsctl.stages.validate",
+    "mlopsctl.stages.split",
+    "mlopsctl.stages.train",
+    "mlopsctl.stages.evaluate",
+    "mlopsctl.stages.gate",
+)
+
 STOP_GRACE_SECONDS = 3.0  # a worker in Python code stops at once; one in C code gets SIGKILL
 
 
@@ -106,10 +127,12 @@ def _worker_init(parent: int) -> None:
 class LocalExecutor:
     """A process pool. forkserver: safe with the threads of the progress display."""
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, warm: bool = False) -> None:
+        """*warm*: built-in stages will run, so the workers start with their libraries loaded
+        (a pool of custom commands only would wait ~2 s for imports it never uses)."""
         self.max_parallel = jobs
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["mlopsctl.execute.task"])
+        ctx.set_forkserver_preload(["mlopsctl.execute.task", *(WARM_MODULES if warm else ())])
         self._pool = cf.ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=ctx,
@@ -146,9 +169,9 @@ class LocalExecutor:
         log.debug("local executor: stopped %d worker(s)", len(workers))
 
 
-def make_executor(kind: str, jobs: int) -> Executor:
+def make_executor(kind: str, jobs: int, warm: bool = False) -> Executor:
     if kind == "local":
-        return InlineExecutor() if jobs <= 1 else LocalExecutor(jobs)
+        return InlineExecutor() if jobs <= 1 else LocalExecutor(jobs, warm)
     raise MlopsctlError(f"executor '{kind}' is not available in this version of mlopsctl")
 
 
@@ -192,7 +215,11 @@ class RoutingExecutor:
 
 
 def executor_for(
-    infra: Mapping[str, Infra], jobs: int, root: Path, override: str | None = None
+    infra: Mapping[str, Infra],
+    jobs: int,
+    root: Path,
+    override: str | None = None,
+    warm: bool = False,
 ) -> Executor:
     """The executor for use cases *infra* (name -> its infra) whose stages are to run.
 
@@ -202,7 +229,7 @@ def executor_for(
     route = {name: where(name, inf, override) for name, inf in infra.items()}
     schedulers = sorted(set(route.values()) - {"local"})
     if not schedulers:
-        return make_executor("local", jobs)
+        return make_executor("local", jobs, warm)
     from mlopsctl.execute.dask_executor import DaskExecutor
 
     parts: dict[str, Executor] = {}
@@ -215,7 +242,7 @@ def executor_for(
             ]
             parts[address] = DaskExecutor(address, root, n_workers=max(wanted, default=0))
         if "local" in route.values():
-            parts["local"] = make_executor("local", jobs)
+            parts["local"] = make_executor("local", jobs, warm)
     except BaseException:
         for part in parts.values():
             part.shutdown()

@@ -348,7 +348,7 @@ class Verifier:
         """Re-run every recorded stage: dependency order, independent ones in parallel."""
         from mlopsctl.execute.executors import make_executor
 
-        executor = make_executor("local", max(1, jobs))
+        executor = make_executor("local", max(1, jobs), warm=True)
         try:
             self._schedule(executor)
         except BaseException:  # interrupted: stop the workers and what they started
