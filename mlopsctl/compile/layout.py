@@ -22,6 +22,8 @@ MONITORING_BREACH = "breach.json"
 
 @dataclass(frozen=True)
 class UseCasePaths:
+    """Where a use case's built-in stages read and write (artifacts/NAME, reports/NAME)."""
+
     name: str
 
     @property

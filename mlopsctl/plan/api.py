@@ -18,6 +18,8 @@ from mlopsctl.spec.paths import resolved_once
 
 @dataclass(frozen=True)
 class Planned:
+    """A plan with what it was made from: the project, its graph and the applied state."""
+
     project: Project
     graph: Graph  # the whole project's graph (dvc.yaml is written from it)
     state: AppliedState

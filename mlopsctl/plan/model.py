@@ -53,6 +53,8 @@ class Reason:
 
 @dataclass(frozen=True)
 class StagePlan:
+    """What apply will do with one stage (run, restore, skip, block, remove), and why."""
+
     id: str
     usecase: str
     name: str
@@ -152,6 +154,8 @@ class SourcePlan:
 
 @dataclass(frozen=True)
 class Plan:
+    """Every stage's plan in dependency order, and the data sources apply will record."""
+
     stages: tuple[StagePlan, ...]
     inputs: PlanInputs
     sources: tuple[SourcePlan, ...] = ()  # tracked data sources to record (their .dvc files)

@@ -27,6 +27,8 @@ _MAX_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class Breach:
+    """A monitoring verdict that asks for a retrain, as the last monitor run committed it."""
+
     id: str
     on_breach: str
     reasons: tuple[str, ...]

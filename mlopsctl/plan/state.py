@@ -38,6 +38,8 @@ class LockedStage:
 
 @dataclass(frozen=True)
 class AppliedState:
+    """dvc.lock, parsed: what the last apply recorded, stage by stage."""
+
     stages: Mapping[str, LockedStage]
     raw: bytes  # the file's bytes, to pin a saved plan to this exact state
 

@@ -6,6 +6,7 @@ Runs on a schema-valid document and its typed model; every finding is a located 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import posixpath
 import re
@@ -111,7 +112,7 @@ def check_usecase(uc: UseCase, doc: YamlDocument, ctx: ProjectContext) -> list[D
     goal, data, model = uc.goal, uc.data, uc.model
 
     # --- interpolation: only ${env:NAME}, anywhere --------------------------------------
-    for path, value in _strings(doc.data, ()):
+    for path, value in _interpolated_strings(doc.data):
         for bad in bad_interpolations(value):
             out.append(d(path, f"bad interpolation '{bad}'", hint="the only form is ${env:NAME}"))
 
@@ -325,10 +326,10 @@ def output_problem(value: str, uc: UseCase, ctx: ProjectContext) -> str:
         return f"output '{value}' is {norm}, which mlopsctl and DVC manage"
     if norm.endswith(".dvc"):
         return f"output '{value}' is a DVC tracking file"
-    for f in sorted(ctx.usecase_files):
+    for f in _sorted(ctx.usecase_files):
         if _overlap(norm, f):
             return f"output '{value}' overlaps the use-case file {f}"
-    for folder in sorted(ctx.usecase_dirs):
+    for folder in _sorted(ctx.usecase_dirs):
         if _overlap(norm, folder):
             return f"output '{value}' overlaps the use-case folder {folder}/"
     for name, builtin in _builtin_outputs(ctx.usecase_names | {uc.name}):
@@ -512,6 +513,25 @@ def _direction(
             )
         ]
     return []
+
+
+@functools.lru_cache(maxsize=16)
+def _sorted(names: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(names))
+
+
+def _interpolated_strings(data: Any) -> Iterable[tuple[tuple[str | int, ...], str]]:
+    """The strings of *data* that contain ``${``, with their key paths.
+
+    A document without any is the common case: one C-speed serialisation tells, instead of a
+    walk over every value (~25,000 of them in a 1,000-stage use case).
+    """
+    try:
+        if "${" not in json.dumps(data, ensure_ascii=False):
+            return ()
+    except (TypeError, ValueError):  # a value JSON cannot hold (binary, non-string keys...)
+        pass
+    return ((p, v) for p, v in _strings(data, ()) if "${" in v)
 
 
 def _strings(
