@@ -35,9 +35,9 @@ from mlopsctl.spec.model import Infra
 
 log = logging.getLogger(__name__)
 
-#: What the built-in stages import, imported once by the pool's fork server so that every worker
-#: starts with them loaded (shared copy-on-write) instead of each importing them again (~1.5 s
-#: of CPU per worker, paid on every apply). A module that is missing is skipped by the server.
+#: What the built-in stages import, imported once by the pool's fork server (through
+#: mlopsctl.execute.warm) so that every worker starts with them loaded (shared copy-on-write)
+#: instead of each importing them again (~2 s of CPU per worker, paid on every apply).
 WARM_MODULES = (
     "pandas",
     "pyarrow.parquet",
@@ -132,7 +132,10 @@ class LocalExecutor:
         (a pool of custom commands only would wait ~2 s for imports it never uses)."""
         self.max_parallel = jobs
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["mlopsctl.execute.task", *(WARM_MODULES if warm else ())])
+        # warm: the server imports WARM_MODULES once (mlopsctl.execute.warm never raises: the
+        # server stops at a preload error that is not an ImportError, and no worker would start)
+        preload = ["mlopsctl.execute.task", *(["mlopsctl.execute.warm"] if warm else [])]
+        ctx.set_forkserver_preload(preload)
         self._pool = cf.ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=ctx,

@@ -7,6 +7,7 @@ server is one per process and keeps its first preload, so each case runs in a fr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,32 @@ def test_every_warm_module_exists() -> None:
     import importlib.util
 
     assert [m for m in WARM_MODULES if importlib.util.find_spec(m) is None] == []
+
+
+BROKEN = """
+from mlopsctl.execute.executors import LocalExecutor
+
+pool = LocalExecutor(2, warm=True)
+try:
+    print(pool.submit(eval, "('pandas' in __import__('sys').modules, 6 * 7)").result(timeout=120))
+finally:
+    pool.shutdown()
+"""
+
+
+def test_a_library_that_fails_to_import_does_not_stop_the_pool(tmp_path: Path) -> None:
+    """Not an ImportError: the fork server's own preload would die on it, and no worker start."""
+    (tmp_path / "skops").mkdir()
+    (tmp_path / "skops" / "__init__.py").write_text("raise RuntimeError('broken install')\n")
+    # on PYTHONPATH, so that the fork server (a fresh interpreter) sees the broken skops too
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    proc = subprocess.run(
+        [sys.executable, "-c", BROKEN],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(True, 42)"  # the rest was preloaded, the job ran
