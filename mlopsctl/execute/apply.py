@@ -371,8 +371,10 @@ def executor_for(
         uc.name: uc.spec.infra for uc in project.usecases if running is None or uc.name in running
     }
     n = jobs if jobs is not None else (os.cpu_count() or 1)
-    # built-in stages to run: a local pool's workers start with their libraries imported
-    warm = plan is None or any(sp.kind != "custom" for sp in plan.by_action(Action.RUN))
+    running_builtin = (
+        {sp.usecase for sp in plan.by_action(Action.RUN) if sp.kind != "custom"} if plan else set()
+    )
+    warm = executors.warm_pool(running_builtin)
     return executors.executor_for(infra, max(1, n), project.root, kind, warm)
 
 

@@ -172,6 +172,17 @@ class LocalExecutor:
         log.debug("local executor: stopped %d worker(s)", len(workers))
 
 
+def warm_pool(usecases_with_builtin_stages: set[str]) -> bool:
+    """Whether a local pool's fork server should import the stages' libraries up front.
+
+    Only when built-in stages of several use cases will run: they can run side by side, and
+    their workers then share one import instead of each paying ~2 s of CPU for it. One use
+    case's built-in stages form a chain that one worker at a time runs, importing what its
+    stages need as they come (a re-run of the gate alone must not wait for scikit-learn).
+    """
+    return len(usecases_with_builtin_stages) > 1
+
+
 def make_executor(kind: str, jobs: int, warm: bool = False) -> Executor:
     if kind == "local":
         return InlineExecutor() if jobs <= 1 else LocalExecutor(jobs, warm)

@@ -346,9 +346,12 @@ class Verifier:
 
     def run(self, jobs: int) -> None:
         """Re-run every recorded stage: dependency order, independent ones in parallel."""
-        from mlopsctl.execute.executors import make_executor
+        from mlopsctl.execute.executors import make_executor, warm_pool
 
-        executor = make_executor("local", max(1, jobs), warm=True)
+        builtin = {
+            self.graph.stages[s].usecase for s in self.ids if self.graph.stages[s].kind != "custom"
+        }
+        executor = make_executor("local", max(1, jobs), warm=warm_pool(builtin))
         try:
             self._schedule(executor)
         except BaseException:  # interrupted: stop the workers and what they started

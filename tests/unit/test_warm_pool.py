@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlopsctl.execute.executors import WARM_MODULES
+from mlopsctl.execute.executors import WARM_MODULES, warm_pool
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
@@ -79,3 +79,10 @@ def test_a_library_that_fails_to_import_does_not_stop_the_pool(tmp_path: Path) -
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(True, 42)"  # the rest was preloaded, the job ran
+
+
+def test_the_pool_is_warmed_for_several_use_cases_only() -> None:
+    """One use case's built-in stages are a chain one worker runs: it imports as it goes."""
+    assert warm_pool({"churn-a", "churn-b"}) is True
+    assert warm_pool({"churn-a"}) is False
+    assert warm_pool(set()) is False
