@@ -54,6 +54,12 @@ def locked_md5(root: Path, stage: str, path: str) -> str:
     return str(outs[path])
 
 
+def _commit_a_param_change(root: Path) -> None:
+    """C 1.0 -> 0.5, committed: the next apply trains a new model (a minor version)."""
+    edit(root / USECASE, "C: 1.0", "C: 0.5")
+    git(root, "commit", "-q", "-am", "weaker regularisation")
+
+
 def test_two_applies_tag_two_annotated_versions_that_gto_lists(
     applied: Callable[[str], Path],
 ) -> None:
@@ -62,8 +68,7 @@ def test_two_applies_tag_two_annotated_versions_that_gto_lists(
     first = target(root, f"{NAME}@v1.0.0")
     assert git(root, "log", "-1", "--format=%s", first).startswith("mlopsctl apply: ")
 
-    edit(root / USECASE, "C: 1.0", "C: 0.5")
-    git(root, "commit", "-q", "-am", "weaker regularisation")
+    _commit_a_param_change(root)
     proc = mlopsctl(root, "apply", check=True)
     assert f"tagged {head(root)[:10]} {NAME}@v1.1.0" in proc.stdout
     assert tags(root) == [f"{NAME}@v1.0.0", f"{NAME}@v1.1.0"]
@@ -155,8 +160,7 @@ def test_killed_between_commit_and_tag_the_next_apply_creates_exactly_the_missin
     applied: Callable[[str], Path],
 ) -> None:
     root = applied(NAME)
-    edit(root / USECASE, "C: 1.0", "C: 0.5")
-    git(root, "commit", "-q", "-am", "weaker regularisation")
+    _commit_a_param_change(root)
     _killed(root, "tag")
     killed_commit = head(root)
     assert f"Mlopsctl-Version: {NAME}@v1.1.0" in git(root, "log", "-1", "--format=%B")
@@ -180,8 +184,7 @@ def test_killed_before_the_commit_the_healing_apply_tags_once(
     applied: Callable[[str], Path],
 ) -> None:
     root = applied(NAME)
-    edit(root / USECASE, "C: 1.0", "C: 0.5")
-    git(root, "commit", "-q", "-am", "weaker regularisation")
+    _commit_a_param_change(root)
     _killed(root, "commit")
     assert tags(root) == [f"{NAME}@v1.0.0"]
     mlopsctl(root, "apply", check=True)

@@ -121,6 +121,13 @@ def _ran(verifier: Verifier, sid: str, outs: dict[str, str]) -> None:
     verifier.runs[sid] = _Run("", "", True, outs)
 
 
+def _ran_pipeline(v: Verifier, snapshot: str, model: str, metrics: str) -> None:
+    """ingest, train and evaluate re-ran, writing outputs of these md5s (one letter x 32)."""
+    _ran(v, "u/ingest", {SNAPSHOT: snapshot * 32})
+    _ran(v, "u/train", {MODEL: model * 32})
+    _ran(v, "u/evaluate", {METRICS: metrics * 32})
+
+
 def _metrics_now(tmp_path: Path, value: float) -> None:
     (tmp_path / "reports/u").mkdir(parents=True, exist_ok=True)
     (tmp_path / METRICS).write_text(json.dumps({"roc_auc": value}))
@@ -128,17 +135,13 @@ def _metrics_now(tmp_path: Path, value: float) -> None:
 
 def test_everything_identical_is_reproduced(tmp_path: Path) -> None:
     v = _verifier(tmp_path, 0.0)
-    _ran(v, "u/ingest", {SNAPSHOT: "s" * 32})
-    _ran(v, "u/train", {MODEL: "m" * 32})
-    _ran(v, "u/evaluate", {METRICS: "r" * 32})
+    _ran_pipeline(v, "s", "m", "r")
     assert [s.verdict for s in v.verdicts()] == ["reproduced"] * 3
 
 
 def test_a_model_that_differs_with_metrics_within_the_tolerance(tmp_path: Path) -> None:
     v = _verifier(tmp_path, 0.01)
-    _ran(v, "u/ingest", {SNAPSHOT: "s" * 32})
-    _ran(v, "u/train", {MODEL: "M" * 32})
-    _ran(v, "u/evaluate", {METRICS: "R" * 32})
+    _ran_pipeline(v, "s", "M", "R")
     _metrics_now(tmp_path, 0.955)
     got = {s.stage_id: s for s in v.verdicts()}
     assert got["u/train"].verdict == "nondeterministic"
@@ -149,9 +152,7 @@ def test_a_model_that_differs_with_metrics_within_the_tolerance(tmp_path: Path) 
 
 def test_a_model_that_differs_with_metrics_beyond_the_tolerance(tmp_path: Path) -> None:
     v = _verifier(tmp_path, 0.001)
-    _ran(v, "u/ingest", {SNAPSHOT: "s" * 32})
-    _ran(v, "u/train", {MODEL: "M" * 32})
-    _ran(v, "u/evaluate", {METRICS: "R" * 32})
+    _ran_pipeline(v, "s", "M", "R")
     _metrics_now(tmp_path, 0.955)
     got = {s.stage_id: s.verdict for s in v.verdicts()}
     assert got == {"u/ingest": "reproduced", "u/train": "diverged", "u/evaluate": "diverged"}
@@ -159,9 +160,7 @@ def test_a_model_that_differs_with_metrics_beyond_the_tolerance(tmp_path: Path) 
 
 def test_a_model_that_differs_with_identical_metrics(tmp_path: Path) -> None:
     v = _verifier(tmp_path, 0.0)
-    _ran(v, "u/ingest", {SNAPSHOT: "s" * 32})
-    _ran(v, "u/train", {MODEL: "M" * 32})
-    _ran(v, "u/evaluate", {METRICS: "r" * 32})
+    _ran_pipeline(v, "s", "M", "r")
     got = {s.stage_id: s.verdict for s in v.verdicts()}
     assert got["u/train"] == "nondeterministic"
     assert got["u/evaluate"] == "reproduced"
@@ -170,9 +169,7 @@ def test_a_model_that_differs_with_identical_metrics(tmp_path: Path) -> None:
 def test_data_that_differs_is_diverged_whatever_the_tolerance(tmp_path: Path) -> None:
     """Only a fitted model may differ with its metrics holding; a data snapshot must not."""
     v = _verifier(tmp_path, 1.0)
-    _ran(v, "u/ingest", {SNAPSHOT: "S" * 32})
-    _ran(v, "u/train", {MODEL: "M" * 32})
-    _ran(v, "u/evaluate", {METRICS: "r" * 32})
+    _ran_pipeline(v, "S", "M", "r")
     got = {s.stage_id: s for s in v.verdicts()}
     assert got["u/ingest"].verdict == "diverged"
     assert "not derived from a fitted model" in got["u/ingest"].message
@@ -191,9 +188,7 @@ def test_a_missing_metrics_rerun_leaves_a_differing_model_diverged(tmp_path: Pat
 
 def test_a_bad_stored_output_outranks_a_reproduced_rerun(tmp_path: Path) -> None:
     v = _verifier(tmp_path, 0.0)
-    _ran(v, "u/ingest", {SNAPSHOT: "s" * 32})
-    _ran(v, "u/train", {MODEL: "m" * 32})
-    _ran(v, "u/evaluate", {METRICS: "r" * 32})
+    _ran_pipeline(v, "s", "m", "r")
     v.outputs["u/train"] = [ObjectCheck(MODEL, "m" * 32, "output", "remote", "corrupt", "f" * 32)]
     got = {s.stage_id: s for s in v.verdicts()}
     assert got["u/train"].verdict == "corrupt-output"
@@ -203,9 +198,7 @@ def test_a_bad_stored_output_outranks_a_reproduced_rerun(tmp_path: Path) -> None
 
 def test_the_text_view_shows_each_stage_and_the_outcome(tmp_path: Path) -> None:
     v = _verifier(tmp_path, 0.0)
-    _ran(v, "u/ingest", {SNAPSHOT: "s" * 32})
-    _ran(v, "u/train", {MODEL: "M" * 32})
-    _ran(v, "u/evaluate", {METRICS: "r" * 32})
+    _ran_pipeline(v, "s", "M", "r")
     result = VerifyResult("HEAD~1", "a" * 40, "storage", 0.0, v.verdicts(), ["u/deploy"])
     doc = result.to_dict()
     assert json.loads(json.dumps(doc)) == doc

@@ -31,17 +31,23 @@ finally:
 NAMES = ("pandas", "sklearn", "skops.io", "mlopsctl.stages.train")
 
 
-@pytest.mark.parametrize("warm", [True, False])
-def test_workers_start_warm_only_when_asked(warm: bool) -> None:
+def _python(script: str, env: dict[str, str] | None = None) -> str:
+    """Run *script* in a fresh interpreter (a fresh fork server); its output, exit 0 checked."""
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(names=NAMES, warm=warm)],
+        [sys.executable, "-c", script],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert proc.returncode == 0, proc.stderr
-    loaded = json.loads(proc.stdout)
+    return proc.stdout
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_workers_start_warm_only_when_asked(warm: bool) -> None:
+    loaded = json.loads(_python(SCRIPT.format(names=NAMES, warm=warm)))
     assert loaded == (sorted(NAMES) if warm else [])
 
 
@@ -69,16 +75,7 @@ def test_a_library_that_fails_to_import_does_not_stop_the_pool(tmp_path: Path) -
     (tmp_path / "skops" / "__init__.py").write_text("raise RuntimeError('broken install')\n")
     # on PYTHONPATH, so that the fork server (a fresh interpreter) sees the broken skops too
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    proc = subprocess.run(
-        [sys.executable, "-c", BROKEN],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "(True, 42)"  # the rest was preloaded, the job ran
+    assert _python(BROKEN, env).strip() == "(True, 42)"  # the rest was preloaded, the job ran
 
 
 def test_the_pool_is_warmed_for_several_use_cases_only() -> None:
