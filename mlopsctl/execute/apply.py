@@ -371,10 +371,9 @@ def executor_for(
         uc.name: uc.spec.infra for uc in project.usecases if running is None or uc.name in running
     }
     n = jobs if jobs is not None else (os.cpu_count() or 1)
-    running_builtin = (
-        {sp.usecase for sp in plan.by_action(Action.RUN) if sp.kind != "custom"} if plan else set()
+    warm = plan is not None and executors.warm_pool(
+        (sp.usecase, sp.kind) for sp in plan.by_action(Action.RUN)
     )
-    warm = executors.warm_pool(running_builtin)
     return executors.executor_for(infra, max(1, n), project.root, kind, warm)
 
 

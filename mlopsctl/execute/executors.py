@@ -24,7 +24,7 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -128,8 +128,8 @@ class LocalExecutor:
     """A process pool. forkserver: safe with the threads of the progress display."""
 
     def __init__(self, jobs: int, warm: bool = False) -> None:
-        """*warm*: built-in stages will run, so the workers start with their libraries loaded
-        (a pool of custom commands only would wait ~2 s for imports it never uses)."""
+        """*warm*: the workers start with the built-in stages' libraries loaded (see
+        :func:`warm_pool` for when that pays)."""
         self.max_parallel = jobs
         ctx = multiprocessing.get_context("forkserver")
         # warm: the server imports WARM_MODULES once (mlopsctl.execute.warm never raises: the
@@ -172,15 +172,16 @@ class LocalExecutor:
         log.debug("local executor: stopped %d worker(s)", len(workers))
 
 
-def warm_pool(usecases_with_builtin_stages: set[str]) -> bool:
-    """Whether a local pool's fork server should import the stages' libraries up front.
+def warm_pool(stages: Iterable[tuple[str, str]]) -> bool:
+    """Whether a local pool's fork server should import the stages' libraries up front, for
+    the *stages* (use case, kind) that will run.
 
     Only when built-in stages of several use cases will run: they can run side by side, and
     their workers then share one import instead of each paying ~2 s of CPU for it. One use
     case's built-in stages form a chain that one worker at a time runs, importing what its
     stages need as they come (a re-run of the gate alone must not wait for scikit-learn).
     """
-    return len(usecases_with_builtin_stages) > 1
+    return len({usecase for usecase, kind in stages if kind != "custom"}) > 1
 
 
 def make_executor(kind: str, jobs: int, warm: bool = False) -> Executor:

@@ -348,10 +348,9 @@ class Verifier:
         """Re-run every recorded stage: dependency order, independent ones in parallel."""
         from mlopsctl.execute.executors import make_executor, warm_pool
 
-        builtin = {
-            self.graph.stages[s].usecase for s in self.ids if self.graph.stages[s].kind != "custom"
-        }
-        executor = make_executor("local", max(1, jobs), warm=warm_pool(builtin))
+        stages = (self.graph.stages[sid] for sid in self.ids)
+        warm = warm_pool((st.usecase, st.kind) for st in stages)
+        executor = make_executor("local", max(1, jobs), warm=warm)
         try:
             self._schedule(executor)
         except BaseException:  # interrupted: stop the workers and what they started

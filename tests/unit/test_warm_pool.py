@@ -80,6 +80,7 @@ def test_a_library_that_fails_to_import_does_not_stop_the_pool(tmp_path: Path) -
 
 def test_the_pool_is_warmed_for_several_use_cases_only() -> None:
     """One use case's built-in stages are a chain one worker runs: it imports as it goes."""
-    assert warm_pool({"churn-a", "churn-b"}) is True
-    assert warm_pool({"churn-a"}) is False
-    assert warm_pool(set()) is False
+    assert warm_pool([("churn-a", "train"), ("churn-b", "ingest")]) is True
+    assert warm_pool([("churn-a", "train"), ("churn-a", "evaluate")]) is False
+    assert warm_pool([("churn-a", "train"), ("churn-b", "custom")]) is False  # b: commands only
+    assert warm_pool([]) is False
