@@ -244,13 +244,19 @@ def test_executor_local_overrides_the_spec(applied: Callable[[str], Path]) -> No
 GRID = ("learning_rate: [0.05, 0.1]", "learning_rate: [0.03, 0.05, 0.07, 0.1, 0.15, 0.2]")
 
 
+def _tuned_on_dask(applied: Callable[[str], Path], cluster: Any) -> Path:
+    """house-prices, applied, then with the widened grid and its stages on *cluster*."""
+    root = applied("house-prices")
+    edit(root / "usecases" / "house-prices.yaml", *GRID)
+    use_dask(root, "house-prices", cluster.scheduler.address)
+    return root
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_stage_is_retried_and_nothing_half_lands(
     cluster: Any, applied: Callable[[str], Path]
 ) -> None:
-    root = applied("house-prices")
-    edit(root / "usecases" / "house-prices.yaml", *GRID)
-    use_dask(root, "house-prices", cluster.scheduler.address)
+    root = _tuned_on_dask(applied, cluster)
     lock_before = (root / "dvc.lock").read_bytes()
 
     killed: list[str] = []
@@ -292,9 +298,7 @@ def test_a_worker_killed_mid_stage_is_retried_and_nothing_half_lands(
 def test_an_interrupt_cancels_the_tasks_and_closes_the_client(
     cluster: Any, applied: Callable[[str], Path]
 ) -> None:
-    root = applied("house-prices")
-    edit(root / "usecases" / "house-prices.yaml", *GRID)
-    use_dask(root, "house-prices", cluster.scheduler.address)
+    root = _tuned_on_dask(applied, cluster)
     lock_before = (root / "dvc.lock").read_bytes()
     head = git(root, "rev-parse", "HEAD")
     scheduler = cluster.cluster.scheduler  # the LocalCluster's scheduler, in this process
