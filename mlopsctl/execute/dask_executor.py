@@ -93,13 +93,16 @@ def run_on_worker(
     fn: Callable[[task.StageJob], task.StageResult],
     job: task.StageJob,
     host_threads: dict[str, int],
+    storage: str = "",
+    inputs: dict[str, str] | None = None,
 ) -> Any:
     """On a dask worker: run *job* with its threads capped to its share of this host's cores.
 
     The workers of one host (``dask worker --nworkers N``, a LocalCluster) run
     *host_threads*[host] tasks at once between them, so one task may use ``cores // that``
     threads: the host's workers times their threads times each task's threads never exceed
-    its cores.
+    its cores. With a *storage* URL the job runs in a private workspace holding its *inputs*
+    (``storage.run_in_workspace``): ``job.root`` and ``job.staging`` are never touched.
     """
     from distributed import get_worker
 
@@ -107,6 +110,10 @@ def run_on_worker(
     nthreads = int(getattr(worker.state, "nthreads", 1) or 1)
     parallel = max(nthreads, host_threads.get(host_of(worker.address), nthreads))
     job = replace(job, threads=task.thread_cap(job.n_jobs, parallel))
+    if storage:
+        from mlopsctl.execute.storage import run_in_workspace
+
+        return run_in_workspace(fn, job, storage, inputs or {})
     if job.staging:  # a retry after a killed worker starts from an empty staging directory
         shutil.rmtree(job.staging, ignore_errors=True)
         Path(job.staging).mkdir(parents=True, exist_ok=True)
@@ -145,10 +152,21 @@ def stop_command() -> None:
 class DaskExecutor:
     """Stages as tasks on the dask cluster at *scheduler*; the checks of the module doc first."""
 
-    def __init__(self, scheduler: str, root: Path, n_workers: int | None = None) -> None:
+    def __init__(
+        self,
+        scheduler: str,
+        root: Path,
+        n_workers: int | None = None,
+        storage: str | None = None,
+    ) -> None:
         distributed = import_distributed()
         self.address = resolve_scheduler(scheduler)
         self.root = root
+        self.storage: Any = None  # storage.Storage when inputs/outputs move through a URL
+        if storage:
+            from mlopsctl.execute.storage import Storage, resolve_storage
+
+            self.storage = Storage(resolve_storage(storage))
         _quiet_dask_logs()
         try:
             self._client = distributed.Client(
@@ -163,7 +181,10 @@ class DaskExecutor:
         try:
             self.max_parallel = self._check_workers(n_workers)
             self._check_environment()
-            self._check_shared_storage()
+            if self.storage is None:
+                self._check_shared_storage()
+            else:
+                self._check_storage_url()
         except BaseException:
             self._client.close()
             raise
@@ -239,6 +260,31 @@ class DaskExecutor:
                 + ". Workers need it at the same path on shared storage (docs/scale-out.md)."
             )
 
+    def _check_storage_url(self) -> None:
+        from mlopsctl.execute.storage import sees_storage
+
+        store = self.storage
+        token = secrets.token_hex(16)
+        try:
+            path = store.write_text(f"dask-check-{token[:8]}", token)
+        except Exception as exc:  # any backend's error (credentials, network, permissions)
+            raise MlopsctlError(
+                f"cannot write to infra.dask.storage {store.url} from this machine: "
+                f"{type(exc).__name__}: {_first_line(exc)}"
+            ) from None
+        try:
+            seen: dict[str, str] = self._client.run(sees_storage, store.url, path, token)
+        finally:
+            with contextlib.suppress(Exception):
+                store.remove(path)
+        blind = {worker: why for worker, why in sorted(seen.items()) if why}
+        if blind:
+            raise MlopsctlError(
+                f"dask workers at {self.address} cannot read infra.dask.storage {store.url}: "
+                + "; ".join(f"{w}: {why}" for w, why in blind.items())
+                + ". Workers need access (credentials) to it (docs/scale-out.md)."
+            )
+
     # -- the Executor interface
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
@@ -249,18 +295,46 @@ class DaskExecutor:
         job = args[0] if len(args) == 1 and isinstance(args[0], task.StageJob) else None
         if job is None:
             return self._wait(self._client.submit(fn, *args, pure=False))
-        if job.stage.kind != "custom":
+        if job.stage.kind != "custom" or self.storage is not None:
             job = replace(job, staging=str(task.make_staging(self.root, job.stage)))
         try:
             key = f"mlopsctl-{job.stage.dvc_name}-{uuid.uuid4().hex[:8]}"
-            submitted = self._client.submit(
-                run_on_worker, fn, job, self._host_threads, key=key, pure=False
-            )
-            result = self._wait(submitted)
+            if self.storage is None:
+                submitted = self._client.submit(
+                    run_on_worker, fn, job, self._host_threads, key=key, pure=False
+                )
+                return task.land_staged(job, self._wait(submitted))
+            return self._run_via_storage(fn, job, key)
         except BaseException:
             if job.staging:
                 shutil.rmtree(job.staging, ignore_errors=True)
             raise
+
+    def _run_via_storage(self, fn: Callable[..., Any], job: task.StageJob, key: str) -> Any:
+        """Upload *job*'s inputs, run it in a worker's workspace, fetch and check its outputs."""
+        from mlopsctl.execute import storage
+
+        try:
+            inputs = storage.upload_inputs(self.storage, self.root, job)
+        except Exception as exc:  # any backend's error (credentials, network, a full disk)
+            message = exc.message if isinstance(exc, MlopsctlError) else _first_line(exc)
+            shutil.rmtree(job.staging, ignore_errors=True)
+            return task.StageResult(
+                job.stage.id,
+                False,
+                f"cannot upload its inputs to {self.storage.url}: {message}",
+            )
+        submitted = self._client.submit(
+            run_on_worker,
+            fn,
+            job,
+            self._host_threads,
+            self.storage.url,
+            inputs,
+            key=key,
+            pure=False,
+        )
+        result = storage.fetch_outputs(self.storage, job, self._wait(submitted))
         return task.land_staged(job, result)
 
     def _wait(self, future: Any) -> Any:

@@ -247,15 +247,26 @@ def executor_for(
         return make_executor("local", jobs, warm)
     from mlopsctl.execute.dask_executor import DaskExecutor
 
+    # one client per (scheduler, storage URL): use cases on one cluster may stage differently
+    storage = {
+        name: (inf.dask.storage or "") if inf.dask is not None else ""
+        for name, inf in infra.items()
+    }
+    route = {
+        name: f"{to} storage={storage[name]}" if to != "local" and storage[name] else to
+        for name, to in route.items()
+    }
+    schedulers = sorted(set(route.values()) - {"local"})
     parts: dict[str, Executor] = {}
     try:
-        for address in schedulers:
-            wanted = [
-                inf.dask.n_workers or 0
-                for name, inf in infra.items()
-                if route[name] == address and inf.dask is not None
-            ]
-            parts[address] = DaskExecutor(address, root, n_workers=max(wanted, default=0))
+        for key in schedulers:
+            users = [name for name in infra if route[name] == key]
+            dasks = [infra[name].dask for name in users]
+            wanted = [d.n_workers or 0 for d in dasks if d is not None]
+            address = where(users[0], infra[users[0]], override)
+            parts[key] = DaskExecutor(
+                address, root, n_workers=max(wanted, default=0), storage=storage[users[0]] or None
+            )
         if "local" in route.values():
             parts["local"] = make_executor("local", jobs, warm)
     except BaseException:

@@ -294,6 +294,8 @@ def _infra_dict(infra: Infra) -> dict[str, Any]:
         out["dask"] = {"scheduler": infra.dask.scheduler}
         if infra.dask.n_workers is not None:
             out["dask"]["n_workers"] = infra.dask.n_workers
+        if infra.dask.storage is not None:
+            out["dask"]["storage"] = infra.dask.storage
     return out
 
 

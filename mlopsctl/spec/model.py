@@ -177,10 +177,12 @@ class Model:
 
 @dataclass(frozen=True)
 class DaskConfig:
-    """``infra.dask``: the dask.distributed scheduler the stages run on."""
+    """``infra.dask``: the dask.distributed scheduler the stages run on, and optionally the
+    fsspec URL their inputs and outputs move through (workers without the repository)."""
 
     scheduler: str
     n_workers: int | None = None
+    storage: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from mlopsctl.compile.layout import UseCasePaths
 from mlopsctl.execute.task import cores
 
 from .conftest import ENV, edit, git, make_project, mlopsctl
@@ -345,3 +346,48 @@ def _wait_for(check: Callable[[], Any], what: str, seconds: float = 120) -> None
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+# --- infra.dask.storage: inputs and outputs through an fsspec URL, no shared path ------------
+
+
+def use_storage(root: Path, usecase: str, address: str, storage: str) -> None:
+    """Point *usecase*'s infra at the dask scheduler *address*, staging through *storage*."""
+    edit(
+        root / "usecases" / f"{usecase}.yaml",
+        LOCAL,
+        f'  executor: dask\n  dask: {{scheduler: "{address}", storage: "{storage}"}}\n',
+    )
+    git(root, "commit", "-q", "-am", f"{usecase} on dask via {storage}")
+
+
+def _objects(storage: Path) -> dict[str, Path]:
+    """The objects under *storage*: md5 -> file."""
+    found = (storage / "objects").glob("*/*")
+    return {p.parent.name + p.name: p for p in found if ".tmp-" not in p.name}
+
+
+def test_apply_via_storage_is_byte_identical_to_local(
+    cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
+) -> None:
+    root = applied("breast-cancer")  # applied by the local executor
+    local = outputs(root, "breast-cancer")
+    lock = (root / "dvc.lock").read_bytes()
+    storage = tmp_path / "staging"  # beside the repository, not in it
+    use_storage(root, "breast-cancer", cluster.scheduler.address, storage.as_uri())
+
+    proc = mlopsctl(root, "apply", "--force", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stages = json.loads(proc.stdout)["stages"]
+    assert stages and all(s["status"] == "ran" for s in stages), stages
+    assert outputs(root, "breast-cancer") == local
+    assert (root / "dvc.lock").read_bytes() == lock
+    assert_consistent(root)
+    # every input and output went through the storage, content-addressed by its md5
+    objects = _objects(storage)
+    for rel, digest in local.items():
+        assert objects[digest].read_bytes() == (root / rel).read_bytes(), rel
+    snapshot = UseCasePaths("breast-cancer").snapshot  # ingest's output, validate's input
+    assert md5(root / snapshot) in objects
+    assert not list((storage / "checks").glob("*"))  # the start-up token is gone
+    assert not list((root / ".mlopsctl" / "tmp").glob("*"))
