@@ -351,6 +351,30 @@ def _wait_for(check: Callable[[], Any], what: str, seconds: float = 120) -> None
 # --- infra.dask.storage: inputs and outputs through an fsspec URL, no shared path ------------
 
 
+def test_workers_that_cannot_read_the_storage_are_refused(
+    cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
+) -> None:
+    root = applied("breast-cancer")
+    url = (tmp_path / "staging").as_uri()
+    use_storage(root, "breast-cancer", cluster.scheduler.address, url)
+    # the fault: one worker without credentials for the URL (its read of the token fails)
+    worker = sorted(cluster.scheduler_info()["workers"])[0]
+    module = "import mlopsctl.execute.storage as s; "
+    blind = module + "s._sees, s.sees_storage = s.sees_storage, lambda u, p, t: 'access denied'"
+    cluster.run(exec, blind, workers=[worker])
+    try:
+        proc = mlopsctl(root, "apply", "--force")
+    finally:
+        cluster.run(exec, module + "s.sees_storage = getattr(s, '_sees', s.sees_storage)")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and "cannot read infra.dask.storage" in errors[0], proc.stderr
+    assert worker in errors[0] and url in errors[0] and "access denied" in errors[0], errors
+    assert "ran" not in proc.stdout
+    assert not list((tmp_path / "staging" / "checks").glob("*"))  # the token object is gone
+    assert git(root, "status", "--porcelain") == ""
+
+
 def use_storage(root: Path, usecase: str, address: str, storage: str) -> None:
     """Point *usecase*'s infra at the dask scheduler *address*, staging through *storage*."""
     edit(
@@ -391,3 +415,102 @@ def test_apply_via_storage_is_byte_identical_to_local(
     assert md5(root / snapshot) in objects
     assert not list((storage / "checks").glob("*"))  # the start-up token is gone
     assert not list((root / ".mlopsctl" / "tmp").glob("*"))
+
+
+def test_a_storage_worker_never_touches_the_repository(
+    cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
+) -> None:
+    from mlopsctl.compile.graph import compile_usecase
+    from mlopsctl.execute import storage as staging
+    from mlopsctl.execute.dask_executor import run_on_worker
+    from mlopsctl.execute.task import StageJob, run_job
+    from mlopsctl.spec.loader import load_project
+
+    root = applied("breast-cancer")
+    (ucf,) = load_project(root).usecases
+    stages = {st.name: st for st in compile_usecase(ucf)}
+    store = staging.Storage((tmp_path / "staging").as_uri())
+    here = StageJob(str(root), stages["split"], ucf.spec)
+    inputs = staging.upload_inputs(store, root, here)  # what apply does before it submits
+    assert set(inputs) == set(stages["split"].deps)
+    # the worker gets the applying machine's paths, which do not exist where it runs
+    gone = tmp_path / "not-here"
+    job = StageJob(str(gone / "repo"), here.stage, here.usecase, staging=str(gone / "staging"))
+    future = cluster.submit(run_on_worker, run_job, job, {}, store.url, inputs, pure=False)
+    result = future.result(timeout=120)
+    assert result.ok, result.message
+    assert result.staged == "all" and set(result.outs) == set(stages["split"].outs)
+    assert not gone.exists()
+    # what it uploaded is the local run's split, byte for byte
+    for rel, digest in result.outs.items():
+        assert digest == md5(root / rel), rel
+        assert Path(store.object_path(digest)).read_bytes() == (root / rel).read_bytes()
+
+
+#: the fault, on the workers: right after a worker uploaded evaluate's metrics, their object in
+#: the storage is overwritten (a bit rot, a tampering writer), while the worker reports the md5
+#: of what it wrote
+CORRUPT = """
+import mlopsctl.execute.storage as s
+def _corrupting(store, source, ws, st, staged, _upload=s._upload_outputs):
+    outs = _upload(store, source, ws, st, staged)
+    for rel, digest in outs.items():
+        if rel.endswith("/metrics.json"):
+            store.fs.pipe_file(store.object_path(digest), b'{"roc_auc": 1.0}')
+    return outs
+s._upload, s._upload_outputs = s._upload_outputs, _corrupting
+"""
+
+
+def test_a_corrupted_output_in_storage_fails_the_stage_and_records_nothing(
+    cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
+) -> None:
+    root = applied("breast-cancer")
+    storage = tmp_path / "staging"
+    use_storage(root, "breast-cancer", cluster.scheduler.address, storage.as_uri())
+    edit(root / "usecases" / "breast-cancer.yaml", "C: 1.0", "C: 0.05")  # new model, new metrics
+    git(root, "commit", "-q", "-am", "C: 0.05")
+    metrics = root / "reports" / "breast-cancer" / "metrics.json"
+    before = metrics.read_bytes()
+    cluster.run(exec, CORRUPT)
+    try:
+        proc = mlopsctl(root, "apply")
+    finally:
+        undo = "import mlopsctl.execute.storage as s; s._upload_outputs = s._upload"
+        cluster.run(exec, undo)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    line = next(ln for ln in proc.stdout.splitlines() if "breast-cancer/evaluate" in ln)
+    assert "failed" in line and "corrupt" in out and "metrics.json" in out, out
+    assert storage.as_uri() in out, out
+    # nothing of evaluate landed or was recorded: the workspace and dvc.lock keep the old metrics
+    assert metrics.read_bytes() == before
+    assert md5(metrics) in (root / "dvc.lock").read_text()
+    assert not list((root / ".mlopsctl" / "tmp").glob("*"))
+    # the corrupt object was dropped: a plain re-apply uploads it afresh and finishes the work
+    mlopsctl(root, "apply", check=True)
+    assert_consistent(root)
+
+
+def test_a_storage_url_is_resolved_or_refused_before_any_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlopsctl.errors import MlopsctlError
+    from mlopsctl.execute.storage import resolve_storage
+
+    monkeypatch.setenv("STAGING_BUCKET", "team-bucket")
+    assert resolve_storage("s3://${env:STAGING_BUCKET}/x") == "s3://team-bucket/x"
+    assert resolve_storage("/mnt/staging") == "/mnt/staging"  # a local path on every machine
+    monkeypatch.delenv("STAGING_BUCKET")
+    with pytest.raises(MlopsctlError, match="STAGING_BUCKET is not set"):
+        resolve_storage("s3://${env:STAGING_BUCKET}/x")
+    with pytest.raises(MlopsctlError, match=r"neither a URL .* nor an absolute path"):
+        resolve_storage("staging/objects")  # relative to each worker's directory: refused
+    # through apply: one error, nothing ran
+    root = make_project(tmp_path, "breast-cancer", remote=False)
+    use_storage(root, "breast-cancer", closed_port(), "nosuchscheme://bucket/x")
+    proc = mlopsctl(root, "apply")
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stdout + proc.stderr
+    assert "infra.dask.storage nosuchscheme://bucket/x" in errors[0], errors
+    assert not (root / "dvc.lock").exists()

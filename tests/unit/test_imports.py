@@ -25,6 +25,7 @@ HEAVY = frozenset(
         "sklearn",
         "dvc",
         "dask",
+        "fsspec",
         "scipy",
         "skops",
         "matplotlib",

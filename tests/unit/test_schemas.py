@@ -631,6 +631,15 @@ POSITIVE: dict[str, dict[str, Any]] = {
     "dask executor": doc_with(
         ("infra", {"executor": "dask", "dask": {"scheduler": "tcp://s:8786"}, "n_jobs": -1})
     ),
+    "dask executor staging through an fsspec URL": doc_with(
+        (
+            "infra",
+            {
+                "executor": "dask",
+                "dask": {"scheduler": "tcp://s:8786", "storage": "s3://bucket/${env:PREFIX}"},
+            },
+        )
+    ),
     "batch deploy": doc_with(
         (
             "deploy",

@@ -431,13 +431,19 @@ def test_infra_left_out_comes_from_the_project_defaults(tmp_path: Path) -> None:
         {
             "apiVersion": "mlopsctl/v1",
             "kind": "Project",
-            "defaults": {"infra": {"executor": "local", "dask": {"scheduler": "tcp://s:8786"}}},
+            "defaults": {
+                "infra": {
+                    "executor": "local",
+                    "dask": {"scheduler": "tcp://s:8786", "storage": "s3://b/staging"},
+                }
+            },
         },
     )
     (uc,), diags = load_usecases(FIXTURE, [target], with_cluster)
     assert diags == []
     assert uc.spec.infra.executor == "dask"
     assert uc.spec.infra.dask is not None and uc.spec.infra.dask.scheduler == "tcp://s:8786"
+    assert uc.spec.infra.dask.storage == "s3://b/staging"
     assert uc.spec.infra.n_jobs == 2  # the use case's own value wins
     # without a cluster in the defaults, the use case lacks its dask block
     _ucs, diags = load_usecases(FIXTURE, [target], None)
