@@ -514,3 +514,41 @@ def test_a_storage_url_is_resolved_or_refused_before_any_stage(
     assert proc.returncode == 1 and len(errors) == 1, proc.stdout + proc.stderr
     assert "infra.dask.storage nosuchscheme://bucket/x" in errors[0], errors
     assert not (root / "dvc.lock").exists()
+
+
+#: two custom stages: `extract` (a file dep -> a directory out) and `count` (that directory as
+#: its dep); `extract` also checks that the repository is not there (only its declared deps are)
+CUSTOM = """
+stages:
+  - name: extract
+    cmd: >-
+      test ! -e dvc.yaml && mkdir -p data/extra/sub
+      && cp data/in.txt data/extra/sub/a.txt && echo extracted
+    deps: [data/in.txt]
+    outs: [data/extra]
+  - name: count
+    cmd: find data/extra -type f | sort > data/count.txt
+    deps: [data/extra]
+    outs: [data/count.txt]
+"""
+
+
+def test_custom_stages_via_storage_run_with_only_their_deps(
+    cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
+) -> None:
+    root = applied("breast-cancer")
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "in.txt").write_text("hello\n")
+    with (root / "usecases" / "breast-cancer.yaml").open("a") as fh:
+        fh.write(CUSTOM)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "custom stages")
+    use_storage(root, "breast-cancer", cluster.scheduler.address, (tmp_path / "st").as_uri())
+    proc = mlopsctl(root, "apply")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "breast-cancer/extract: ran" in proc.stdout and "breast-cancer/count: ran" in proc.stdout
+    assert (root / "data" / "extra" / "sub" / "a.txt").read_text() == "hello\n"
+    assert (root / "data" / "count.txt").read_text() == "data/extra/sub/a.txt\n"
+    log = root / ".mlopsctl" / "logs" / "breast-cancer_extract.log"
+    assert log.read_text() == "extracted\n"  # the command's log came back from the worker
+    assert_consistent(root)
