@@ -314,6 +314,8 @@ class DaskExecutor:
         """Upload *job*'s inputs, run it in a worker's workspace, fetch and check its outputs."""
         from mlopsctl.execute import storage
 
+        if job.stage.kind == "deploy":
+            job = replace(job, git_head=storage.repo_head(self.root))
         try:
             inputs = storage.upload_inputs(self.storage, self.root, job)
         except Exception as exc:  # any backend's error (credentials, network, a full disk)

@@ -23,6 +23,7 @@ import contextlib
 import os
 import posixpath
 import re
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -136,6 +137,23 @@ def stage_inputs(root: Path, job: task.StageJob) -> list[str]:
             for sub in _files_below(path):
                 files[posixpath.join(rel, sub)] = None
     return list(files)
+
+
+def repo_head(root: Path) -> str:
+    """The commit checked out in *root* ("" when none): a worker's workspace is no git
+    repository, so the applying process tells the stage (deploy records it)."""
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
 def upload_inputs(store: Storage, root: Path, job: task.StageJob) -> dict[str, str]:

@@ -71,6 +71,9 @@ class StageJob:
     #: nothing; the caller lands them (:func:`land_staged`). A remote worker (dask) then never
     #: writes into the workspace, so a worker killed mid-stage leaves nothing half-landed.
     staging: str = ""
+    #: the repository's HEAD, for a stage run away from the repository (dask with
+    #: ``infra.dask.storage``): deploy records it in its bundle; "": ask git in ``root``
+    git_head: str = ""
 
 
 #: what OpenMP, MKL, OpenBLAS, BLIS, Accelerate and numexpr read to size their thread pools
@@ -232,6 +235,7 @@ def _run_builtin(job: StageJob, threads: int) -> dict[str, Any]:
         staging=staging,
         n_jobs=threads,  # the estimator's and the search's n_jobs: never above the cap
         allowed_estimator_modules=job.allowed_estimator_modules,
+        git_head=job.git_head or None,
     )
     if job.staging:  # the caller lands (and removes) the staging directory
         return stage_function(st.kind)(ctx)

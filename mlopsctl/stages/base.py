@@ -31,6 +31,9 @@ class StageContext:
     n_jobs: int = 1
     allowed_estimator_modules: tuple[str, ...] = ("sklearn",)
     env: Mapping[str, str] | None = None  # for ${env:NAME}; None means os.environ
+    #: the repository's HEAD, given when the stage runs away from the repository (a dask
+    #: worker staging through ``infra.dask.storage``); None: ask git in ``root``
+    git_head: str | None = None
 
     def input(self, rel: str) -> Path:
         """Absolute path of an input (a repo-relative POSIX path)."""

@@ -115,7 +115,7 @@ def build_manifest(ctx: StageContext, version: str, verdict: dict[str, Any]) -> 
         "model_sha256": hashlib.sha256(_read_bytes(ctx, paths.model)).hexdigest(),
         "problem": uc.goal.problem,
         "estimator": training.get("estimator"),
-        "git_commit": _git_head(ctx.root),
+        "git_commit": ctx.git_head or _git_head(ctx.root),
         "data_md5": data,
         "metrics": metrics,
         "gate": verdict,

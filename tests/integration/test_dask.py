@@ -533,20 +533,26 @@ stages:
 """
 
 
-def test_custom_stages_via_storage_run_with_only_their_deps(
+def test_custom_stages_and_deploy_via_storage_run_away_from_the_repository(
     cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
 ) -> None:
     root = applied("breast-cancer")
     (root / "data").mkdir(exist_ok=True)
     (root / "data" / "in.txt").write_text("hello\n")
-    with (root / "usecases" / "breast-cancer.yaml").open("a") as fh:
+    uc = root / "usecases" / "breast-cancer.yaml"
+    edit(uc, "  target: none", "  target: rest")  # a deploy stage: its bundle names the commit
+    with uc.open("a") as fh:
         fh.write(CUSTOM)
     git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "custom stages")
+    git(root, "commit", "-q", "-m", "custom stages, a REST deployment")
     use_storage(root, "breast-cancer", cluster.scheduler.address, (tmp_path / "st").as_uri())
+    head = git(root, "rev-parse", "HEAD").strip()
     proc = mlopsctl(root, "apply")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "breast-cancer/extract: ran" in proc.stdout and "breast-cancer/count: ran" in proc.stdout
+    for stage in ("extract", "count", "deploy"):
+        assert f"breast-cancer/{stage}: ran" in proc.stdout, proc.stdout
+    bundle = root / UseCasePaths("breast-cancer").bundle_file("manifest.json")
+    assert json.loads(bundle.read_text())["git_commit"] == head  # as a run in the repository
     assert (root / "data" / "extra" / "sub" / "a.txt").read_text() == "hello\n"
     assert (root / "data" / "count.txt").read_text() == "data/extra/sub/a.txt\n"
     log = root / ".mlopsctl" / "logs" / "breast-cancer_extract.log"
