@@ -15,9 +15,15 @@ What runs where:
   written by a worker. A custom stage's command runs in the repository on the worker, as DVC
   would run it.
 
+With ``infra.dask.storage`` (an fsspec URL) workers never see the repository: the applying
+process uploads each stage's inputs there, the worker runs the stage in a private workspace and
+uploads its outputs, the applying process downloads and checks them into its staging directory
+and lands them as above (``execute/storage.py``).
+
 Before any stage runs the executor checks that the cluster can do the work: the scheduler
 answers within :data:`CONNECT_TIMEOUT`, every worker sees the repository at the same path
-(shared storage: a token file written here must be readable there), and every worker runs the
+(shared storage: a token file written here must be readable there; with ``infra.dask.storage``
+a token object written to the URL must be), and every worker runs the
 same Python, mlopsctl and library versions as this process (the environment fingerprint of
 ``compile/environment.py``, which is part of train's command). Each fails with one message.
 
