@@ -208,6 +208,8 @@ def fetch_outputs(store: Storage, job: task.StageJob, result: task.StageResult) 
 
 
 def _declared(rel: str, outs: tuple[str, ...]) -> bool:
+    if rel != posixpath.normpath(rel) or rel.startswith("/"):
+        return False
     return any(rel == out or rel.startswith(out.rstrip("/") + "/") for out in outs)
 
 
