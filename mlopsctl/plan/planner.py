@@ -131,7 +131,10 @@ class _Planning:
         """Where apply runs the use case's stages, when not in this machine's process pool."""
         infra = self.project.usecase(usecase).spec.infra
         if infra.executor == "dask" and infra.dask is not None:
-            return f"dask {infra.dask.scheduler}"  # as written: ${env:NAME} is read by apply
+            where = f"dask {infra.dask.scheduler}"  # as written: ${env:NAME} is read by apply
+            # a reviewer sees where apply will upload the stages' inputs
+            storage = infra.dask.storage
+            return f"{where} via {storage}" if storage else where
         return ""
 
     def _own_reasons(self, st: Stage, locked: LockedStage | None) -> list[Reason]:

@@ -399,6 +399,9 @@ def test_apply_via_storage_is_byte_identical_to_local(
     lock = (root / "dvc.lock").read_bytes()
     storage = tmp_path / "staging"  # beside the repository, not in it
     use_storage(root, "breast-cancer", cluster.scheduler.address, storage.as_uri())
+    # the plan tells a reviewer where the inputs will be uploaded
+    where = f"dask {cluster.scheduler.address} via {storage.as_uri()}"
+    assert f"breast-cancer (on {where})" in mlopsctl(root, "plan", "--force").stdout
 
     proc = mlopsctl(root, "apply", "--force", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
