@@ -79,13 +79,17 @@ def import_distributed() -> Any:
 
 def resolve_scheduler(text: str) -> str:
     """``infra.dask.scheduler`` with its ``${env:NAME}`` references read (never written out)."""
+    return read_env_refs(text, "infra.dask.scheduler", "the scheduler address")
+
+
+def read_env_refs(text: str, key: str, what: str) -> str:
+    """*text* with its ``${env:NAME}`` references read; an unset one is an error naming *key*."""
 
     def value(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in os.environ:
             raise MlopsctlError(
-                f"infra.dask.scheduler: environment variable {name} is not set "
-                f"(the scheduler address {text!r} uses it)"
+                f"{key}: environment variable {name} is not set ({what} {text!r} uses it)"
             )
         return os.environ[name]
 
@@ -212,7 +216,7 @@ class DaskExecutor:
             except (TimeoutError, OSError) as exc:
                 raise MlopsctlError(
                     f"dask scheduler {self.address}: fewer than infra.dask.n_workers={n_workers} "
-                    f"workers joined within {WORKERS_TIMEOUT:g}s ({_first_line(exc)})"
+                    f"workers joined within {WORKERS_TIMEOUT:g}s ({first_line(exc)})"
                 ) from None
         workers = self._client.scheduler_info(n_workers=-1).get("workers", {})
         if not workers:
@@ -232,7 +236,7 @@ class DaskExecutor:
         except Exception as exc:  # the worker cannot even import mlopsctl (or this version)
             raise MlopsctlError(
                 f"dask workers at {self.address} cannot run mlopsctl: "
-                f"{type(exc).__name__}: {_first_line(exc)}; install the same mlopsctl there "
+                f"{type(exc).__name__}: {first_line(exc)}; install the same mlopsctl there "
                 f"({INSTALL_HINT})"
             ) from None
         problems = [
@@ -258,13 +262,11 @@ class DaskExecutor:
             seen: dict[str, str] = self._client.run(sees_token, str(path), token)
         finally:
             path.unlink(missing_ok=True)
-        blind = {worker: why for worker, why in sorted(seen.items()) if why}
-        if blind:
-            raise MlopsctlError(
-                f"dask workers at {self.address} do not see this repository at {self.root}: "
-                + "; ".join(f"{w}: {why}" for w, why in blind.items())
-                + ". Workers need it at the same path on shared storage (docs/scale-out.md)."
-            )
+        _refuse_blind(
+            seen,
+            f"dask workers at {self.address} do not see this repository at {self.root}",
+            "Workers need it at the same path on shared storage (docs/scale-out.md).",
+        )
 
     def _check_storage_url(self) -> None:
         from mlopsctl.execute.storage import sees_storage
@@ -276,20 +278,18 @@ class DaskExecutor:
         except Exception as exc:  # any backend's error (credentials, network, permissions)
             raise MlopsctlError(
                 f"cannot write to infra.dask.storage {store.url} from this machine: "
-                f"{type(exc).__name__}: {_first_line(exc)}"
+                f"{type(exc).__name__}: {first_line(exc)}"
             ) from None
         try:
             seen: dict[str, str] = self._client.run(sees_storage, store.url, path, token)
         finally:
             with contextlib.suppress(Exception):
                 store.remove(path)
-        blind = {worker: why for worker, why in sorted(seen.items()) if why}
-        if blind:
-            raise MlopsctlError(
-                f"dask workers at {self.address} cannot read infra.dask.storage {store.url}: "
-                + "; ".join(f"{w}: {why}" for w, why in blind.items())
-                + ". Workers need access (credentials) to it (docs/scale-out.md)."
-            )
+        _refuse_blind(
+            seen,
+            f"dask workers at {self.address} cannot read infra.dask.storage {store.url}",
+            "Workers need access (credentials) to it (docs/scale-out.md).",
+        )
 
     # -- the Executor interface
 
@@ -319,13 +319,14 @@ class DaskExecutor:
     def _run_via_storage(self, fn: Callable[..., Any], job: task.StageJob, key: str) -> Any:
         """Upload *job*'s inputs, run it in a worker's workspace, fetch and check its outputs."""
         from mlopsctl.execute import storage
+        from mlopsctl.integrations import git
 
         if job.stage.kind == "deploy":
-            job = replace(job, git_head=storage.repo_head(self.root))
+            job = replace(job, git_head=git.head_sha(self.root) or "")
         try:
             inputs = storage.upload_inputs(self.storage, self.root, job)
         except Exception as exc:  # any backend's error (credentials, network, a full disk)
-            message = exc.message if isinstance(exc, MlopsctlError) else _first_line(exc)
+            message = exc.message if isinstance(exc, MlopsctlError) else first_line(exc)
             shutil.rmtree(job.staging, ignore_errors=True)
             return task.StageResult(
                 job.stage.id,
@@ -392,6 +393,15 @@ def _quiet_dask_logs() -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _first_line(exc: BaseException) -> str:
+def _refuse_blind(seen: dict[str, str], problem: str, remedy: str) -> None:
+    """One error naming each worker that failed a start-up check (*seen*: worker -> why)."""
+    blind = {worker: why for worker, why in sorted(seen.items()) if why}
+    if blind:
+        raise MlopsctlError(
+            f"{problem}: " + "; ".join(f"{w}: {why}" for w, why in blind.items()) + f". {remedy}"
+        )
+
+
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]

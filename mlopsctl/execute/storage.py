@@ -23,7 +23,6 @@ import contextlib
 import os
 import posixpath
 import re
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -34,12 +33,12 @@ from typing import Any
 from mlopsctl.compile.layout import MONITORING_BREACH, UseCasePaths
 from mlopsctl.errors import MlopsctlError
 from mlopsctl.execute import task
+from mlopsctl.execute.dask_executor import first_line, read_env_refs
 from mlopsctl.plan.hashing import file_md5
 from mlopsctl.spec.paths import inside_repo
 
 OBJECTS = "objects"
 CHECKS = "checks"
-_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -49,17 +48,7 @@ def resolve_storage(text: str) -> str:
     A URL without a scheme is a local path on every machine: it must be absolute (a relative
     one would name a different directory in each worker's working directory).
     """
-
-    def value(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name not in os.environ:
-            raise MlopsctlError(
-                f"infra.dask.storage: environment variable {name} is not set "
-                f"(the storage URL {text!r} uses it)"
-            )
-        return os.environ[name]
-
-    url = _ENV_REF.sub(value, text).strip()
+    url = read_env_refs(text, "infra.dask.storage", "the storage URL").strip()
     if "://" not in url and not url.startswith("/"):
         raise MlopsctlError(
             f"infra.dask.storage: {text!r} is neither a URL (s3://bucket/prefix, "
@@ -78,7 +67,7 @@ class Storage:
 
             self.fs, self.base = fsspec.core.url_to_fs(self.url)
         except (ImportError, ValueError) as exc:  # an unknown scheme, a missing s3fs/gcsfs...
-            raise MlopsctlError(f"infra.dask.storage {self.url}: {_first_line(exc)}") from None
+            raise MlopsctlError(f"infra.dask.storage {self.url}: {first_line(exc)}") from None
         self.base = str(self.base).rstrip("/") or "/"
 
     def object_path(self, md5: str) -> str:
@@ -137,23 +126,6 @@ def stage_inputs(root: Path, job: task.StageJob) -> list[str]:
             for sub in _files_below(path):
                 files[posixpath.join(rel, sub)] = None
     return list(files)
-
-
-def repo_head(root: Path) -> str:
-    """The commit checked out in *root* ("" when none): a worker's workspace is no git
-    repository, so the applying process tells the stage (deploy records it)."""
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "--verify", "-q", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
 def upload_inputs(store: Storage, root: Path, job: task.StageJob) -> dict[str, str]:
@@ -291,7 +263,7 @@ def sees_storage(url: str, path: str, token: str) -> str:
     except MlopsctlError as exc:
         return exc.message
     except Exception as exc:  # any backend's error (credentials, network): say it
-        return f"cannot read {path}: {type(exc).__name__}: {_first_line(exc)}"
+        return f"cannot read {path}: {type(exc).__name__}: {first_line(exc)}"
     return "" if text == token else f"{path} holds other content"
 
 
@@ -308,9 +280,4 @@ def _files_below(path: Path) -> Iterator[str]:
 
 
 def _os_message(exc: OSError, store: Storage) -> str:
-    return f"storage {store.url}: {type(exc).__name__}: {_first_line(exc)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    return f"storage {store.url}: {type(exc).__name__}: {first_line(exc)}"

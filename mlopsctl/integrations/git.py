@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -91,6 +92,27 @@ def dirty_paths(root: Path, paths: Sequence[str]) -> list[str]:
     repo = open_repo(root)
     out = repo.git.status("--porcelain", "--untracked-files=all", "--", *paths)
     return sorted({line[3:].strip() for line in out.splitlines() if line.strip()})
+
+
+def head_sha(root: Path) -> str | None:
+    """The commit checked out in *root*, or None (no git, no repository, no commit yet).
+
+    Through the git command, not GitPython: the deploy stage records it in its bundle, and a
+    stage should not pay GitPython's import for one line.
+    """
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    head = proc.stdout.strip()
+    return head if proc.returncode == 0 and head else None
 
 
 @_git_errors

@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import posixpath
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from mlopsctl.compile.layout import (
     BUNDLE_SIGNATURE,
 )
 from mlopsctl.errors import StageFailedError
+from mlopsctl.integrations.git import head_sha
 from mlopsctl.plan.hashing import file_md5
 from mlopsctl.stages.base import StageContext, atomic_write_bytes, write_json
 from mlopsctl.stages.modelio import load_model
@@ -115,7 +115,7 @@ def build_manifest(ctx: StageContext, version: str, verdict: dict[str, Any]) -> 
         "model_sha256": hashlib.sha256(_read_bytes(ctx, paths.model)).hexdigest(),
         "problem": uc.goal.problem,
         "estimator": training.get("estimator"),
-        "git_commit": ctx.git_head or _git_head(ctx.root),
+        "git_commit": ctx.git_head or head_sha(ctx.root),
         "data_md5": data,
         "metrics": metrics,
         "gate": verdict,
@@ -212,23 +212,6 @@ def _read_json(ctx: StageContext, rel: str, what: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise StageFailedError(f"{what} {rel} must be a JSON object")
     return doc
-
-
-def _git_head(root: Path) -> str | None:
-    """The commit the deployed spec comes from (apply commits its outputs on top of it)."""
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "--verify", "-q", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    head = proc.stdout.strip()
-    return head if proc.returncode == 0 and head else None
 
 
 def _created_at() -> str:
