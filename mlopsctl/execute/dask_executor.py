@@ -54,6 +54,7 @@ from mlopsctl.errors import MlopsctlError
 from mlopsctl.execute import task
 from mlopsctl.fsutil import atomic_write
 from mlopsctl.interrupts import deferred
+from mlopsctl.plan.hashing import HashCache
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +174,12 @@ class DaskExecutor:
         self.address = resolve_scheduler(scheduler)
         self.root = root
         self.storage: Any = None  # storage.Storage when inputs/outputs move through a URL
+        self._hashes: HashCache | None = None  # read only: the apply's own cache saves
         if storage:
             from mlopsctl.execute.storage import Storage, resolve_storage
 
             self.storage = Storage(resolve_storage(storage))
+            self._hashes = HashCache(root)
         _quiet_dask_logs()
         try:
             self._client = distributed.Client(
@@ -324,7 +327,7 @@ class DaskExecutor:
         if job.stage.kind == "deploy":
             job = replace(job, git_head=git.head_sha(self.root) or "")
         try:
-            inputs = storage.upload_inputs(self.storage, self.root, job)
+            inputs = storage.upload_inputs(self.storage, self.root, job, self._hashes)
         except Exception as exc:  # any backend's error (credentials, network, a full disk)
             message = exc.message if isinstance(exc, MlopsctlError) else first_line(exc)
             shutil.rmtree(job.staging, ignore_errors=True)

@@ -34,7 +34,7 @@ from mlopsctl.compile.layout import MONITORING_BREACH, UseCasePaths
 from mlopsctl.errors import MlopsctlError
 from mlopsctl.execute import task
 from mlopsctl.execute.dask_executor import first_line, read_env_refs
-from mlopsctl.plan.hashing import file_md5
+from mlopsctl.plan.hashing import HashCache, file_md5
 from mlopsctl.spec.paths import inside_repo
 
 OBJECTS = "objects"
@@ -128,15 +128,20 @@ def stage_inputs(root: Path, job: task.StageJob) -> list[str]:
     return list(files)
 
 
-def upload_inputs(store: Storage, root: Path, job: task.StageJob) -> dict[str, str]:
+def upload_inputs(
+    store: Storage, root: Path, job: task.StageJob, hashes: HashCache | None = None
+) -> dict[str, str]:
     """In the applying process: upload *job*'s inputs; repo-relative path -> md5.
 
-    A dep that does not exist is left out: the stage then fails on the worker as it would here.
+    *hashes* (the plan's stat-keyed cache) spares re-reading a large data source the plan
+    hashed already; a file changed since is hashed afresh, and one changed between hashing and
+    upload fails on the worker, which checks every md5 it downloads. A dep that does not exist
+    is left out: the stage then fails on the worker as it would here.
     """
     inputs: dict[str, str] = {}
     for rel in stage_inputs(root, job):
         real = inside_repo(root, rel)
-        md5 = file_md5(real)
+        md5 = (hashes.md5(rel) if hashes is not None else None) or file_md5(real)
         store.put(real, md5)
         inputs[rel] = md5
     return inputs

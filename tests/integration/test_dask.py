@@ -421,12 +421,13 @@ def test_apply_via_storage_is_byte_identical_to_local(
 
 
 def test_a_storage_worker_never_touches_the_repository(
-    cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
+    cluster: Any, tmp_path: Path, applied: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlopsctl.compile.graph import compile_usecase
     from mlopsctl.execute import storage as staging
     from mlopsctl.execute.dask_executor import run_on_worker
     from mlopsctl.execute.task import StageJob, run_job
+    from mlopsctl.plan.hashing import HashCache
     from mlopsctl.spec.loader import load_project
 
     root = applied("breast-cancer")
@@ -434,8 +435,14 @@ def test_a_storage_worker_never_touches_the_repository(
     stages = {st.name: st for st in compile_usecase(ucf)}
     store = staging.Storage((tmp_path / "staging").as_uri())
     here = StageJob(str(root), stages["split"], ucf.spec)
-    inputs = staging.upload_inputs(store, root, here)  # what apply does before it submits
+    mlopsctl(root, "plan")  # hashes the deps (this copy of the repository is new to its cache)
+    hashes = HashCache(root)  # what apply does before it submits, with the plan's hash cache
+    read: list[Path] = []  # a spy on the upload's own hashing
+    monkeypatch.setattr(staging, "file_md5", lambda path: read.append(path) or md5(path))
+    inputs = staging.upload_inputs(store, root, here, hashes)
     assert set(inputs) == set(stages["split"].deps)
+    assert inputs == {rel: md5(root / rel) for rel in inputs}
+    assert read == [] and hashes.hashed == []  # unchanged since the plan hashed them: not read
     # the worker gets the applying machine's paths, which do not exist where it runs
     gone = tmp_path / "not-here"
     job = StageJob(str(gone / "repo"), here.stage, here.usecase, staging=str(gone / "staging"))
