@@ -35,6 +35,7 @@ killed attempt wrote has landed.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import contextlib
 import logging
@@ -44,7 +45,7 @@ import secrets
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,22 @@ def read_env_refs(text: str, key: str, what: str) -> str:
 # --- run on a worker -----------------------------------------------------------------------
 
 
+class StageStopped(BaseException):
+    """Raised in a worker's thread running a stage whose apply was interrupted (``stop_stages``).
+
+    A BaseException: the stage's own error handling (``task.run_job`` reports an Exception as
+    a failed stage) must not swallow it.
+    """
+
+
+#: on a worker: the thread running each of our stage tasks, by task key; and the keys that
+#: ``stop_stages`` stopped (asked by tests and ``--debug`` through ``stopped_stages``)
+_RUNNING: dict[str, int] = {}
+_TARGETED: set[str] = set()
+_STOPPED: collections.deque[str] = collections.deque(maxlen=1000)  # a long-lived worker
+_RUNNING_LOCK = threading.Lock()
+
+
 def run_on_worker(
     fn: Callable[[task.StageJob], task.StageResult],
     job: task.StageJob,
@@ -121,14 +138,67 @@ def run_on_worker(
     nthreads = int(getattr(worker.state, "nthreads", 1) or 1)
     parallel = max(nthreads, host_threads.get(host_of(worker.address), nthreads))
     job = replace(job, threads=task.thread_cap(job.n_jobs, parallel))
-    if storage:
-        from mlopsctl.execute.storage import run_in_workspace
+    with stoppable(str(worker.get_current_task())):
+        if storage:
+            from mlopsctl.execute.storage import run_in_workspace
 
-        return run_in_workspace(fn, job, storage, inputs or {})
-    if job.staging:  # a retry after a killed worker starts from an empty staging directory
-        shutil.rmtree(job.staging, ignore_errors=True)
-        Path(job.staging).mkdir(parents=True, exist_ok=True)
-    return fn(job)
+            return run_in_workspace(fn, job, storage, inputs or {})
+        if job.staging:  # a retry after a killed worker starts from an empty staging directory
+            shutil.rmtree(job.staging, ignore_errors=True)
+            Path(job.staging).mkdir(parents=True, exist_ok=True)
+        return fn(job)
+
+
+@contextlib.contextmanager
+def stoppable(key: str) -> Iterator[None]:
+    """Within the block, this thread runs the stage task *key*: ``stop_stages`` may stop it."""
+    with _RUNNING_LOCK:
+        _RUNNING[key] = threading.get_ident()
+    try:
+        yield
+    except StageStopped:
+        _STOPPED.append(key)
+        raise
+    finally:
+        with _RUNNING_LOCK:
+            del _RUNNING[key]
+            if key in _TARGETED:  # asked to stop as it finished: the exception must not
+                _TARGETED.discard(key)  # fire later, in dask's code around the next task
+                _set_async_exc(threading.get_ident(), None)
+
+
+def stop_stages(keys: list[str]) -> list[str]:
+    """On a worker: stop the threads running these stage tasks (an interrupted apply); the
+    keys it stopped.
+
+    Dask cannot stop a task's thread; CPython can raise an exception in it
+    (``PyThreadState_SetAsyncExc``), which it does at the thread's next Python instruction: a
+    fit stops at its next iteration, a wait for tuning's CV fits at once (a long C loop runs on
+    to its end first). The stage wrote only into its staging directory, which apply discards.
+    Only our own keys are stopped: another apply's stages on the same cluster run on.
+    """
+    stopped = []
+    with _RUNNING_LOCK:
+        for key in keys:
+            ident = _RUNNING.get(key)
+            stop = ident is not None and key not in _TARGETED
+            if stop and _set_async_exc(ident or 0, StageStopped) == 1:
+                _TARGETED.add(key)
+                stopped.append(key)
+    return stopped
+
+
+def stopped_stages() -> list[str]:
+    """On a worker: the keys of the stage tasks ``stop_stages`` stopped here."""
+    return list(_STOPPED)
+
+
+def _set_async_exc(ident: int, exc: type[BaseException] | None) -> int:
+    """Raise *exc* in thread *ident* at its next instruction (None: withdraw a pending one)."""
+    import ctypes
+
+    arg = ctypes.py_object(exc) if exc is not None else None
+    return int(ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), arg))
 
 
 def host_of(address: str) -> str:
@@ -370,14 +440,17 @@ class DaskExecutor:
 
     def cancel(self) -> None:
         with deferred():  # a second ^C must not leave the cluster half-told
-            self._stopping.set()
-            with self._lock:
+            with self._lock:  # before the waiting threads see the flag and let go of theirs
                 futures = list(self._futures)
+            self._stopping.set()
             if futures:
                 with contextlib.suppress(Exception):
                     self._client.cancel(futures, force=True)
-                # a task's Python thread cannot be stopped; a custom command can
+                keys = [str(f.key) for f in futures]
                 with contextlib.suppress(Exception):
+                    stopped = self._client.run(stop_stages, keys, wait=True)
+                    log.debug("dask executor: stopped running stages %s", stopped)
+                with contextlib.suppress(Exception):  # a custom command's process
                     self._client.run(stop_command, wait=True)
             self._close()
             self._threads.shutdown(wait=False, cancel_futures=True)

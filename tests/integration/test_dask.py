@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from mlopsctl.compile.layout import UseCasePaths
+from mlopsctl.execute.dask_executor import stopped_stages
 from mlopsctl.execute.task import cores
 
 from .conftest import ENV, edit, git, make_project, mlopsctl
@@ -327,6 +328,11 @@ def test_an_interrupt_cancels_the_tasks_and_closes_the_client(
     # the scheduler forgot apply's tasks and its client
     _wait_for(lambda: not _keys(scheduler, "mlopsctl-"), "the stage tasks to be released")
     _wait_for(lambda: _clients(scheduler) <= clients_before, "apply's client to close")
+    # and the train that was running on a worker was stopped there, not left to run to its end
+    _wait_for(
+        lambda: any("_train-" in k for ks in cluster.run(stopped_stages).values() for k in ks),
+        "the running train to be stopped on its worker",
+    )
     mlopsctl(root, "apply", check=True)  # a plain re-apply finishes the work
     assert_consistent(root)
 
