@@ -574,3 +574,48 @@ def test_custom_stages_and_deploy_via_storage_run_away_from_the_repository(
     log = root / ".mlopsctl" / "logs" / "breast-cancer_extract.log"
     assert log.read_text() == "extracted\n"  # the command's log came back from the worker
     assert_consistent(root)
+
+
+# --- several clusters in one apply --------------------------------------------------------------
+
+
+def test_use_cases_on_two_schedulers_and_the_local_pool_in_one_apply(
+    cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
+) -> None:
+    """breast-cancer on the module's cluster (shared path), a copy of it on a second cluster
+    (through a storage URL), a third copy in the local pool: one apply, each where its spec says,
+    the same model bytes from all three."""
+    root = applied("breast-cancer")
+    local = outputs(root, "breast-cancer")
+    spec = (root / "usecases" / "breast-cancer.yaml").read_text("utf-8")
+    for name in ("bc-second", "bc-local"):
+        text = spec.replace("name: breast-cancer ", f"name: {name} ", 1)
+        (root / "usecases" / f"{name}.yaml").write_text(text, "utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "two copies of breast-cancer")
+    storage = (tmp_path / "staging").as_uri()
+    use_dask(root, "breast-cancer", cluster.scheduler.address)
+    with distributed.LocalCluster(
+        n_workers=1, processes=True, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+    ) as second:
+        use_storage(root, "bc-second", second.scheduler_address, storage)
+        plan = json.loads(mlopsctl(root, "plan", "--force", "--json").stdout)
+        where = {s["id"].split("/")[0]: s.get("runs_on", "") for s in plan["stages"]}
+        assert where == {
+            "breast-cancer": f"dask {cluster.scheduler.address}",
+            "bc-second": f"dask {second.scheduler_address} via {storage}",
+            "bc-local": "",
+        }
+        proc = mlopsctl(root, "apply", "--force", "--json")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        stages = json.loads(proc.stdout)["stages"]
+        assert {s["status"] for s in stages} == {"ran"}, stages
+        assert {s["id"].split("/")[0] for s in stages} == set(where)
+        # the second scheduler saw bc-second's stage tasks, and only those
+        seen = {str(t[0]) for t in second.scheduler.transition_log}
+        ours = {k.split("-", 1)[1].rsplit("-", 1)[0] for k in seen if k.startswith("mlopsctl-")}
+        assert ours and all(k.startswith("bc-second_") for k in ours), ours
+    for name in ("breast-cancer", "bc-second", "bc-local"):
+        got = outputs(root, name)
+        assert got[f"artifacts/{name}/model.skops"] == local["artifacts/breast-cancer/model.skops"]
+    assert_consistent(root)
