@@ -213,6 +213,31 @@ def worker_environment() -> dict[str, str]:
     return dict(environment())
 
 
+def code_state() -> tuple[str, list[str]]:
+    """Here or on a worker: the digest of mlopsctl's source files on disk, and those changed
+    since this process imported mlopsctl (so not the code it runs).
+
+    The version check compares version numbers; this compares the code: another build of the
+    same version, or a worker that kept running through an upgrade (the modules it imported
+    are the old ones), is refused too.
+    """
+    import hashlib
+
+    import mlopsctl
+
+    package = Path(mlopsctl.__file__).parent
+    digest = hashlib.sha256()
+    changed = []
+    for path in sorted(package.rglob("*")):
+        if path.suffix not in (".py", ".json") or "__pycache__" in path.parts:
+            continue
+        rel = path.relative_to(package).as_posix()
+        digest.update(rel.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+        if path.stat().st_mtime > mlopsctl.IMPORTED_AT:
+            changed.append(rel)
+    return digest.hexdigest(), changed
+
+
 def sees_token(path: str, token: str) -> str:
     """On a worker: "" when *path* holds *token* (it sees our repository), else what it saw."""
     try:
@@ -324,6 +349,31 @@ class DaskExecutor:
                 "trained there would not be the one the plan pins): "
                 + "; ".join(problems)
                 + ". Install the same versions on the workers."
+            )
+        self._check_code()
+
+    def _check_code(self) -> None:
+        """The same mlopsctl code on every worker, and loaded from the files they have now."""
+        digest, _ = code_state()
+        theirs: dict[str, tuple[str, list[str]]] = self._client.run(code_state)
+        problems = []
+        for worker, (their_digest, changed) in sorted(theirs.items()):
+            if changed:
+                shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+                problems.append(
+                    f"{worker} imported mlopsctl before {len(changed)} of its files changed "
+                    f"({shown}): restart it"
+                )
+            elif their_digest != digest:
+                problems.append(
+                    f"{worker} has other mlopsctl code (sha256 {their_digest[:12]} there, "
+                    f"{digest[:12]} here)"
+                )
+        if problems:
+            raise MlopsctlError(
+                f"dask workers at {self.address} do not run this apply's mlopsctl code: "
+                + "; ".join(problems)
+                + ". Install the same build on the workers and restart them (docs/scale-out.md)."
             )
 
     def _check_shared_storage(self) -> None:

@@ -141,6 +141,50 @@ def test_workers_with_other_versions_are_refused(
     assert git(root, "status", "--porcelain") == ""  # nothing ran, nothing recorded
 
 
+#: faults no real setup lets a test cause: one worker has another build of mlopsctl on disk, or
+#: imported mlopsctl before its files changed (an upgrade it kept running through)
+OTHER_BUILD = (
+    "import mlopsctl.execute.dask_executor as d; d._real = d.code_state; "
+    "d.code_state = lambda: ('0' * 64, [])"
+)
+OUTLIVED_UPGRADE = "import mlopsctl; mlopsctl._real, mlopsctl.IMPORTED_AT = mlopsctl.IMPORTED_AT, 0"
+RESET_CODE = (
+    "import mlopsctl, mlopsctl.execute.dask_executor as d\n"
+    "d.code_state = getattr(d, '_real', d.code_state)\n"
+    "mlopsctl.IMPORTED_AT = getattr(mlopsctl, '_real', mlopsctl.IMPORTED_AT)"
+)
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (OTHER_BUILD, "has other mlopsctl code (sha256 000000000000 there"),
+        (OUTLIVED_UPGRADE, "imported mlopsctl before"),
+    ],
+    ids=["other-build", "outlived-upgrade"],
+)
+def test_workers_with_other_mlopsctl_code_are_refused(
+    cluster: Any, applied: Callable[[str], Path], fault: str, expected: str
+) -> None:
+    root = applied("breast-cancer")
+    use_dask(root, "breast-cancer", cluster.scheduler.address)
+    worker = sorted(cluster.scheduler_info()["workers"])[0]
+    cluster.run(exec, fault, workers=[worker])
+    try:
+        proc = mlopsctl(root, "apply", "--force")
+    finally:
+        cluster.run(exec, RESET_CODE)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1, proc.stderr
+    assert "do not run this apply's mlopsctl code" in errors[0], errors
+    assert f"{worker} {expected}" in errors[0], errors
+    others = sorted(cluster.scheduler_info()["workers"])[1:]
+    assert not any(w in errors[0] for w in others), errors  # the healthy worker is not named
+    assert "ran" not in proc.stdout
+    assert git(root, "status", "--porcelain") == ""
+
+
 def test_workers_that_do_not_see_the_repository_are_refused(
     cluster: Any, applied: Callable[[str], Path]
 ) -> None:
