@@ -123,6 +123,7 @@ def run_on_worker(
     host_threads: dict[str, int],
     storage: str = "",
     inputs: dict[str, str] | None = None,
+    progress_topic: str = "",
 ) -> Any:
     """On a dask worker: run *job* with its threads capped to its share of this host's cores.
 
@@ -142,7 +143,7 @@ def run_on_worker(
         if storage:
             from mlopsctl.execute.storage import run_in_workspace
 
-            return run_in_workspace(fn, job, storage, inputs or {})
+            return run_in_workspace(fn, job, storage, inputs or {}, progress_topic)
         if job.staging:  # a retry after a killed worker starts from an empty staging directory
             shutil.rmtree(job.staging, ignore_errors=True)
             Path(job.staging).mkdir(parents=True, exist_ok=True)
@@ -296,6 +297,14 @@ class DaskExecutor:
         except BaseException:
             self._client.close()
             raise
+        self._progress_topic = ""  # storage mode: the workers relay tuning's progress on it
+        if self.storage is not None:
+            from mlopsctl.execute.storage import land_progress
+
+            self._progress_topic = f"mlopsctl-progress-{uuid.uuid4().hex}"
+            self._client.subscribe_topic(
+                self._progress_topic, lambda event: land_progress(root, event[1])
+            )
         self._futures: set[Any] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -463,6 +472,7 @@ class DaskExecutor:
             self._host_threads,
             self.storage.url,
             inputs,
+            self._progress_topic,
             key=key,
             pure=False,
         )
@@ -507,6 +517,9 @@ class DaskExecutor:
             log.debug("dask executor: cancelled %d task(s)", len(futures))
 
     def _close(self) -> None:
+        if self._progress_topic:
+            with contextlib.suppress(Exception):
+                self._client.unsubscribe_topic(self._progress_topic)
         with contextlib.suppress(Exception):
             self._client.close(timeout=CONNECT_TIMEOUT)
 

@@ -8,7 +8,8 @@ any URL fsspec, and so DVC, can use) a worker never reads or writes the reposito
 * the worker (:func:`run_in_workspace`) makes a private temp workspace, downloads the inputs at
   their repo-relative paths, runs the stage there, uploads each output file the same way,
   removes the workspace and returns the stage's result, its ``outs`` naming every output file
-  and its md5;
+  and its md5; meanwhile the stage's progress files (tuning's fits done / total) go to apply
+  as dask events (:class:`ProgressRelay`, :func:`land_progress`);
 * the applying process (:func:`fetch_outputs`) downloads those files into the staging
   directory it made and checks each md5 before ``task.land_staged`` lands them as usual.
 
@@ -24,6 +25,7 @@ import os
 import posixpath
 import re
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
@@ -34,12 +36,16 @@ from mlopsctl.compile.layout import MONITORING_BREACH, UseCasePaths
 from mlopsctl.errors import MlopsctlError
 from mlopsctl.execute import task
 from mlopsctl.execute.dask_executor import first_line, read_env_refs
+from mlopsctl.fsutil import atomic_write
 from mlopsctl.plan.hashing import HashCache, file_md5
+from mlopsctl.report.progress import PROGRESS_DIR
 from mlopsctl.spec.paths import inside_repo
 
 OBJECTS = "objects"
 CHECKS = "checks"
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
+_PROGRESS_FILE = re.compile(r"^[A-Za-z0-9_.-]+\.json$")
+RELAY_EVERY = 0.5  # seconds: how often a worker looks for new progress of its stage
 
 
 def resolve_storage(text: str) -> str:
@@ -198,11 +204,14 @@ def run_in_workspace(
     job: task.StageJob,
     url: str,
     inputs: Mapping[str, str],
+    progress_topic: str = "",
 ) -> task.StageResult:
     """On a worker: run *job* in a private temp workspace holding only its *inputs* (repo-relative
     path -> md5, downloaded from *url*), upload its output files, remove the workspace.
 
-    ``job.root`` and ``job.staging`` name the applying machine's paths: never touched here.
+    ``job.root`` and ``job.staging`` name the applying machine's paths: never touched here. The
+    progress files the stage writes in the workspace go to apply as dask events on
+    *progress_topic* (:class:`ProgressRelay`).
     """
     st = job.stage
     store = Storage(url)
@@ -219,7 +228,9 @@ def run_in_workspace(
             message = exc.message if isinstance(exc, MlopsctlError) else _os_message(exc, store)
             return task.StageResult(st.id, False, f"cannot fetch the inputs: {message}")
         staging = "" if st.kind == "custom" else str(task.make_staging(ws, st))
-        result = fn(replace(job, root=str(ws), staging=staging))
+        relay = ProgressRelay(ws, _event_sender(progress_topic)) if progress_topic else None
+        with relay or contextlib.nullcontext():
+            result = fn(replace(job, root=str(ws), staging=staging))
         if st.kind == "custom":  # it wrote into the workspace: those files are what lands
             source, staged = ws, ("all" if result.ok else "")
         else:
@@ -259,6 +270,73 @@ def _put(store: Storage, path: Path) -> str:
     md5 = file_md5(path)
     store.put(path, md5)
     return md5
+
+
+class ProgressRelay:
+    """On a worker: send the progress files a stage writes in its workspace (tuning's fits done
+    / total, ``report/progress.py``) to apply through *send*, which :func:`land_progress` writes
+    where apply's progress display reads them: the stage shows its progress as on a shared path.
+
+    Each file is sent when its content changed, at most every :data:`RELAY_EVERY` seconds, and
+    once more as gone (``doc`` None) when the stage removed it.
+    """
+
+    def __init__(self, ws: Path, send: Callable[[dict[str, Any]], None]) -> None:
+        self.folder = ws / PROGRESS_DIR
+        self.send = send
+        self._sent: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mlopsctl-relay", daemon=True)
+
+    def __enter__(self) -> ProgressRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        self.relay()  # the last state: what the stage removed is sent as gone
+
+    def _run(self) -> None:
+        while not self._stop.wait(RELAY_EVERY):
+            self.relay()
+
+    def relay(self) -> None:
+        with contextlib.suppress(Exception):  # progress is a courtesy, never a failure
+            now = {p.name: p.read_text("utf-8") for p in sorted(self.folder.glob("*.json"))}
+            for name, doc in now.items():
+                if self._sent.get(name) != doc:
+                    self.send({"file": name, "doc": doc})
+                    self._sent[name] = doc
+            for name in [n for n in self._sent if n not in now]:
+                self.send({"file": name, "doc": None})
+                del self._sent[name]
+
+
+def _event_sender(topic: str) -> Callable[[dict[str, Any]], None]:
+    """Send a message to apply as an event on *topic* (a dask worker's event log)."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    return lambda msg: worker.log_event(topic, msg)
+
+
+def land_progress(root: Path, msg: Any) -> None:
+    """In the applying process: write (or remove) a progress file a worker relayed, where the
+    stage would have written it on a shared path. Anything else than a plain progress file
+    name with a small document is ignored; progress never fails an apply."""
+    if not isinstance(msg, dict):
+        return
+    name, doc = msg.get("file"), msg.get("doc")
+    if not isinstance(name, str) or not _PROGRESS_FILE.match(name):
+        return
+    with contextlib.suppress(Exception):
+        path = inside_repo(root, f"{PROGRESS_DIR}/{name}")
+        if doc is None:
+            path.unlink(missing_ok=True)
+        elif isinstance(doc, str) and len(doc) <= 4096:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, doc)
 
 
 def sees_storage(url: str, path: str, token: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from mlopsctl.execute.dask_executor import stopped_stages
 from mlopsctl.execute.task import cores
 
 from .conftest import ENV, edit, git, make_project, mlopsctl
+from .test_progress import TUNING
 
 distributed = pytest.importorskip("distributed")
 
@@ -663,3 +665,23 @@ def test_use_cases_on_two_schedulers_and_the_local_pool_in_one_apply(
         got = outputs(root, name)
         assert got[f"artifacts/{name}/model.skops"] == local["artifacts/breast-cancer/model.skops"]
     assert_consistent(root)
+
+
+def test_tuning_progress_comes_back_from_a_storage_worker(
+    cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
+) -> None:
+    """The train runs in a worker's workspace, away from the repository: its fits done / total
+    still reach apply's log (relayed as dask events), as on the local pool."""
+    root = applied("breast-cancer")
+    spec = root / "usecases" / "breast-cancer.yaml"
+    edit(spec, "\n  preprocessing:", "\n" + TUNING + "  preprocessing:")
+    use_storage(root, "breast-cancer", cluster.scheduler.address, (tmp_path / "s").as_uri())
+    env = {**ENV, "MLOPSCTL_PROGRESS_INTERVAL": "0.1"}
+    proc = mlopsctl(root, "apply", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = re.findall(r"^breast-cancer/train: tuning (\d+)/51 fits \((\d+)%\)", proc.stdout, re.M)
+    assert lines, proc.stdout
+    done = [int(d) for d, _pct in lines]
+    assert done == sorted(done) and all(0 <= d <= 51 for d in done)
+    assert proc.stdout.index("tuning") < proc.stdout.index("breast-cancer/train: ran")
+    assert not (root / ".mlopsctl" / "progress").exists()
