@@ -118,29 +118,41 @@ def assert_consistent(root: Path) -> None:
 # --- default run ------------------------------------------------------------------------------
 
 
+def refused_with_a_faulty_worker(
+    cluster: Any, root: Path, fault: str, reset: str
+) -> tuple[str, str]:
+    """`apply --force` after *fault* (Python source) ran on one worker; *reset* on every worker
+    after. The refusal's common shape is checked here: exit 1, one error line, nothing ran or
+    changed in git. Returns (the faulty worker, the error line)."""
+    worker = sorted(cluster.scheduler_info()["workers"])[0]
+    cluster.run(exec, fault, workers=[worker])
+    try:
+        proc = mlopsctl(root, "apply", "--force")
+    finally:
+        cluster.run(exec, reset)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1, proc.stderr
+    assert "ran" not in proc.stdout
+    assert git(root, "status", "--porcelain") == ""  # nothing ran, nothing recorded
+    return worker, errors[0]
+
+
 def test_workers_with_other_versions_are_refused(
     cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
 ) -> None:
     root = applied("breast-cancer")
     use_dask(root, "breast-cancer", cluster.scheduler.address)
     # a fault no real setup lets a test cause: one worker reports another scikit-learn
-    worker = sorted(cluster.scheduler_info()["workers"])[0]
-    fake = "from mlopsctl.compile.environment import environment; environment()['{}'] = '{}'"
-    cluster.run(exec, fake.format("scikit-learn", "0.0.1"), workers=[worker])
-    try:
-        proc = mlopsctl(root, "apply", "--force")
-    finally:
-        reset = "from mlopsctl.compile.environment import environment; environment.cache_clear()"
-        cluster.run(exec, reset)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(errors) == 1, proc.stderr
+    module = "from mlopsctl.compile.environment import environment; "
+    fake = module + "environment()['scikit-learn'] = '0.0.1'"
+    worker, error = refused_with_a_faulty_worker(
+        cluster, root, fake, module + "environment.cache_clear()"
+    )
     from mlopsctl.compile.environment import environment
 
-    assert "scikit-learn" in errors[0] and "0.0.1" in errors[0], errors
-    assert environment()["scikit-learn"] in errors[0] and worker in errors[0], errors
-    assert "ran" not in proc.stdout
-    assert git(root, "status", "--porcelain") == ""  # nothing ran, nothing recorded
+    assert "scikit-learn" in error and "0.0.1" in error, error
+    assert environment()["scikit-learn"] in error and worker in error, error
 
 
 #: faults no real setup lets a test cause: one worker has another build of mlopsctl on disk, or
@@ -170,21 +182,11 @@ def test_workers_with_other_mlopsctl_code_are_refused(
 ) -> None:
     root = applied("breast-cancer")
     use_dask(root, "breast-cancer", cluster.scheduler.address)
-    worker = sorted(cluster.scheduler_info()["workers"])[0]
-    cluster.run(exec, fault, workers=[worker])
-    try:
-        proc = mlopsctl(root, "apply", "--force")
-    finally:
-        cluster.run(exec, RESET_CODE)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(errors) == 1, proc.stderr
-    assert "do not run this apply's mlopsctl code" in errors[0], errors
-    assert f"{worker} {expected}" in errors[0], errors
+    worker, error = refused_with_a_faulty_worker(cluster, root, fault, RESET_CODE)
+    assert "do not run this apply's mlopsctl code" in error, error
+    assert f"{worker} {expected}" in error, error
     others = sorted(cluster.scheduler_info()["workers"])[1:]
-    assert not any(w in errors[0] for w in others), errors  # the healthy worker is not named
-    assert "ran" not in proc.stdout
-    assert git(root, "status", "--porcelain") == ""
+    assert not any(w in error for w in others), error  # the healthy worker is not named
 
 
 def test_workers_that_do_not_see_the_repository_are_refused(
@@ -194,21 +196,13 @@ def test_workers_that_do_not_see_the_repository_are_refused(
     use_dask(root, "breast-cancer", cluster.scheduler.address)
     # the fault: one worker on another machine, without the shared file system (its check of
     # the token file fails as a missing mount would make it fail)
-    worker = sorted(cluster.scheduler_info()["workers"])[0]
     module = "import mlopsctl.execute.dask_executor as d; "
     blind = module + "d._sees, d.sees_token = d.sees_token, lambda p, t: 'cannot read ' + p"
-    cluster.run(exec, blind, workers=[worker])
-    try:
-        proc = mlopsctl(root, "apply", "--force")
-    finally:
-        cluster.run(exec, module + "d.sees_token = getattr(d, '_sees', d.sees_token)")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(errors) == 1 and "do not see this repository" in errors[0], proc.stderr
-    assert worker in errors[0] and str(root) in errors[0], errors
-    assert "ran" not in proc.stdout
+    reset = module + "d.sees_token = getattr(d, '_sees', d.sees_token)"
+    worker, error = refused_with_a_faulty_worker(cluster, root, blind, reset)
+    assert "do not see this repository" in error, error
+    assert worker in error and str(root) in error, error
     assert not list((root / ".mlopsctl").glob("dask-check-*"))  # the token file is gone
-    assert git(root, "status", "--porcelain") == ""
 
 
 def test_unreachable_scheduler_is_one_error_before_any_stage(tmp_path: Path) -> None:
@@ -410,21 +404,13 @@ def test_workers_that_cannot_read_the_storage_are_refused(
     url = (tmp_path / "staging").as_uri()
     use_storage(root, "breast-cancer", cluster.scheduler.address, url)
     # the fault: one worker without credentials for the URL (its read of the token fails)
-    worker = sorted(cluster.scheduler_info()["workers"])[0]
     module = "import mlopsctl.execute.storage as s; "
     blind = module + "s._sees, s.sees_storage = s.sees_storage, lambda u, p, t: 'access denied'"
-    cluster.run(exec, blind, workers=[worker])
-    try:
-        proc = mlopsctl(root, "apply", "--force")
-    finally:
-        cluster.run(exec, module + "s.sees_storage = getattr(s, '_sees', s.sees_storage)")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(errors) == 1 and "cannot read infra.dask.storage" in errors[0], proc.stderr
-    assert worker in errors[0] and url in errors[0] and "access denied" in errors[0], errors
-    assert "ran" not in proc.stdout
+    reset = module + "s.sees_storage = getattr(s, '_sees', s.sees_storage)"
+    worker, error = refused_with_a_faulty_worker(cluster, root, blind, reset)
+    assert "cannot read infra.dask.storage" in error, error
+    assert worker in error and url in error and "access denied" in error, error
     assert not list((tmp_path / "staging" / "checks").glob("*"))  # the token object is gone
-    assert git(root, "status", "--porcelain") == ""
 
 
 def use_storage(root: Path, usecase: str, address: str, storage: str) -> None:
