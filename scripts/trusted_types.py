@@ -82,6 +82,7 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
 #: trees (or boosting stages) of each ensemble fitted here: enough for every part of one
 #: (out-of-bag scores, early stopping on a validation split), see ``fit``
 FEW_ESTIMATORS = 10
+FEW_ITERATIONS = 20  # iterations of each solver or booster (max_iter) fitted here
 
 #: the estimators tuned with grid and random search: tuning refits one pipeline, so what its
 #: model file holds is the same as without tuning; fitting a few proves it
@@ -149,6 +150,7 @@ def dump_types(model: Any) -> set[str]:
 
 def generate(verbose: bool = False) -> tuple[set[str], list[str]]:
     """The union of untrusted types over every model the writer can produce; what was skipped."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
     from mlopsctl.spec.model import Model, Preprocessing
@@ -168,8 +170,14 @@ def generate(verbose: bool = False) -> tuple[set[str], list[str]]:
             # how many trees (or boosting stages) a model holds does not change their types;
             # 10 instead of the default 100 takes a third off this script (and its CI test)
             estimator.set_params(n_estimators=FEW_ESTIMATORS)
+        limit = defaults.get("max_iter")
+        if isinstance(limit, int) and limit > FEW_ITERATIONS and "max_iter" not in params:
+            # nor how many iterations a solver or a booster ran (converged or not)
+            estimator.set_params(max_iter=FEW_ITERATIONS)
         pipeline = make_pipeline(Model(cls.__name__, preprocessing=prep), fs, estimator)
-        return pipeline.fit(x[fs.columns], y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # the capped max_iter
+            return pipeline.fit(x[fs.columns], y)
 
     # every preprocessing combination, on every feature set
     for numeric, categorical, impute in itertools.product(NUMERIC, CATEGORICAL, IMPUTE):
