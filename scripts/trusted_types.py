@@ -160,8 +160,7 @@ def generate(verbose: bool = False) -> tuple[set[str], list[str]]:
     skipped: list[str] = []
     full, *partial = list(feature_sets())
 
-    def fit(problem: str, cls: type, params: dict[str, Any], prep: Preprocessing, fs: Any) -> Any:
-        x, y = frames(problem)
+    def build(problem: str, cls: type, params: dict[str, Any], prep: Preprocessing, fs: Any) -> Any:
         estimator = cls(**params)
         defaults = estimator.get_params(deep=False)
         if "random_state" in defaults:  # train seeds it like the split
@@ -174,18 +173,28 @@ def generate(verbose: bool = False) -> tuple[set[str], list[str]]:
         if isinstance(limit, int) and limit > FEW_ITERATIONS and "max_iter" not in params:
             # nor how many iterations a solver or a booster ran (converged or not)
             estimator.set_params(max_iter=FEW_ITERATIONS)
-        pipeline = make_pipeline(Model(cls.__name__, preprocessing=prep), fs, estimator)
+        return make_pipeline(Model(cls.__name__, preprocessing=prep), fs, estimator)
+
+    def fit(problem: str, pipeline: Any, fs: Any) -> Any:
+        x, y = frames(problem)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # the capped max_iter
             return pipeline.fit(x[fs.columns], y)
 
-    # every preprocessing combination, on every feature set
+    # every preprocessing combination, on every feature set; a combination that builds the same
+    # pipeline as one fitted already (an option for a column kind the feature set lacks) is the
+    # same model: fitted once
+    from sklearn.linear_model import LogisticRegression
+
+    built: set[str] = set()
     for numeric, categorical, impute in itertools.product(NUMERIC, CATEGORICAL, IMPUTE):
         prep = Preprocessing(numeric, categorical, impute)
         for fs in (full, *partial):
-            from sklearn.linear_model import LogisticRegression
-
-            found |= dump_types(fit("binary_str", LogisticRegression, {}, prep, fs))
+            pipeline = build("binary_str", LogisticRegression, {}, prep, fs)
+            key = repr(sorted((k, repr(v)) for k, v in pipeline.get_params(deep=True).items()))
+            if key not in built:
+                built.add(key)
+                found |= dump_types(fit("binary_str", pipeline, fs))
     # every estimator (and variant) behind the default preprocessing
     for problem, cls, params in estimators():
         label = f"{cls.__name__}({params}) on {problem}"
@@ -196,7 +205,8 @@ def generate(verbose: bool = False) -> tuple[set[str], list[str]]:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     with contextlib.suppress(ValueError):
-                        types = dump_types(fit(problem, cls, params, prep, full))
+                        pipeline = build(problem, cls, params, prep, full)
+                        types = dump_types(fit(problem, pipeline, full))
                         break
             else:
                 raise ValueError("cannot fit this data with either preprocessing")

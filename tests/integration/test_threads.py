@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlopsctl.execute.task import THREAD_VARS, cores, limited_threads, pool_threads, thread_cap
+from mlopsctl.execute.task import THREAD_VARS, cores, thread_cap
 
 from .conftest import edit, make_project, mlopsctl
 
@@ -36,20 +36,31 @@ def test_thread_cap_is_n_jobs_within_the_stages_share_of_the_cores() -> None:
     assert thread_cap(-1, 2) == max(1, n // 2)
 
 
-def test_limited_threads_caps_loaded_pools_and_child_processes() -> None:
-    import numpy  # noqa: F401  (loads OpenBLAS, so that there is a pool to cap)
+#: run in a fresh interpreter with no thread variable set (the test session's own may be set,
+#: see tests/conftest.py): its pools start at every core, as a user's do
+CAPS_POOLS = """
+import os, subprocess, sys
+import numpy  # loads OpenBLAS, so that there is a pool to cap
+from mlopsctl.execute.task import THREAD_VARS, cores, limited_threads, pool_threads
+assert pool_threads() == cores(), (pool_threads(), cores())
+with limited_threads(1):
+    assert pool_threads() == 1
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.environ['OMP_NUM_THREADS'])"],
+        capture_output=True, text=True, check=True,
+    )
+    assert child.stdout.strip() == "1", child.stdout
+assert pool_threads() == cores()
+assert not [var for var in THREAD_VARS if var in os.environ]
+"""
 
-    before = {var: os.environ.get(var) for var in THREAD_VARS}
-    with limited_threads(1):
-        assert pool_threads() == 1
-        child = subprocess.run(
-            [sys.executable, "-c", "import os; print(os.environ['OMP_NUM_THREADS'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert child.stdout.strip() == "1"
-    assert {var: os.environ.get(var) for var in THREAD_VARS} == before
+
+def test_limited_threads_caps_loaded_pools_and_child_processes() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    proc = subprocess.run(
+        [sys.executable, "-c", CAPS_POOLS], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import ENV, dvc, edit, git, make_project, mlopsctl
+from tests.integration.conftest import ENV, dvc, edit, git, mlopsctl
 
 pytestmark = pytest.mark.slow
 
@@ -149,10 +149,9 @@ def test_a_missing_remote_object_is_reported_missing(applied: Applied) -> None:
     assert worktrees(root) == [str(root)]
 
 
-def test_a_tampered_or_missing_data_source_is_a_bad_input(tmp_path: Path) -> None:
+def test_a_tampered_or_missing_data_source_is_a_bad_input(applied: Applied) -> None:
     """house-prices reads data/houses.csv, tracked by DVC: its object on the remote is an input."""
-    root = make_project(tmp_path, "house-prices")
-    mlopsctl(root, "apply", check=True)
+    root = applied("house-prices")
     md5 = (root / "data/houses.csv.dvc").read_text().split("md5: ")[1].split()[0]
     obj = remote_object(root, md5)
     original = obj.read_bytes()
@@ -214,12 +213,12 @@ def test_the_remote_of_the_real_repository_is_used(applied: Applied) -> None:
     assert set(verdicts(doc).values()) == {"reproduced"}
 
 
-def test_nondeterministic_stages_within_the_tolerance(tmp_path: Path) -> None:
+def test_nondeterministic_stages_within_the_tolerance(applied: Applied) -> None:
     """A custom stage writes a score with noise in its 5th decimal: it never reproduces byte
     for byte. Without a tolerance that is 'diverged' (exit 1); with one, 'nondeterministic'
     (exit 0). (Train seeds every estimator, so a model that differs is judged in the unit
     tests, tests/unit/test_verify.py.)"""
-    root = make_project(tmp_path, "breast-cancer")
+    root = applied("breast-cancer")
     with (root / "usecases/breast-cancer.yaml").open("a") as fh:
         fh.write(
             "stages:\n"
