@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,28 @@ def make_project(tmp: Path, example: str, remote: bool = True) -> Path:
     return root
 
 
+@dataclass(frozen=True)
+class FirstApply:
+    """What the template's first plan and apply on a fresh project printed and committed."""
+
+    plan: subprocess.CompletedProcess[str]  # `plan --detailed-exitcode` before any apply
+    commits_before: int
+    apply: subprocess.CompletedProcess[str]
+    commits_after: int
+    message: str  # of the commit apply made
+
+
 @pytest.fixture(scope="session")
-def applied_template(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def first_applies() -> dict[str, FirstApply]:
+    """Filled by ``applied_template``: each example's first plan and apply, for the tests of
+    that first apply itself (test_engine.py) without applying a fresh project once more."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def applied_template(
+    tmp_path_factory: pytest.TempPathFactory, first_applies: dict[str, FirstApply]
+) -> Callable[[str], Path]:
     """An example project, initialised and applied once per session; copy it per test."""
     made: dict[str, Path] = {}
 
@@ -111,7 +132,16 @@ def applied_template(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str]
         if example not in made:
             base = tmp_path_factory.mktemp(f"tpl-{example}")
             root = make_project(base, example)
-            mlopsctl(root, "apply", check=True)
+            plan = mlopsctl(root, "plan", "--detailed-exitcode")
+            before = int(git(root, "rev-list", "--count", "HEAD"))
+            proc = mlopsctl(root, "apply", check=True)
+            first_applies[example] = FirstApply(
+                plan,
+                before,
+                proc,
+                int(git(root, "rev-list", "--count", "HEAD")),
+                git(root, "log", "-1", "--format=%B"),
+            )
             made[example] = base
         return made[example]
 

@@ -16,6 +16,7 @@ import pytest
 
 from .conftest import (
     ENV,
+    FirstApply,
     dvc,
     dvc_stale,
     edit,
@@ -38,17 +39,21 @@ def md5(path: Path) -> str:
 
 
 @pytest.mark.parametrize("example", ["breast-cancer", "house-prices"])
-def test_plan_apply_cycle_on_each_example(tmp_path: Path, example: str) -> None:
-    root = make_project(tmp_path, example)
-    p = mlopsctl(root, "plan", "--detailed-exitcode")
+def test_plan_apply_cycle_on_each_example(
+    applied: Callable[[str], Path], first_applies: dict[str, FirstApply], example: str
+) -> None:
+    # the session's template of the example is this cycle's first half: a fresh project
+    # (mlopsctl init --example, committed), planned, then applied; its copy the second half
+    root = applied(example)
+    first = first_applies[example]
+    p = first.plan
     assert p.returncode == 2, p.stdout + p.stderr
     assert "new use case" in p.stdout
-    commits_before = git(root, "rev-list", "--count", "HEAD").strip()
 
-    a = mlopsctl(root, "apply")
+    a = first.apply
     assert a.returncode == 0, a.stdout + a.stderr
-    assert int(git(root, "rev-list", "--count", "HEAD")) == int(commits_before) + 1
-    message = git(root, "log", "-1", "--format=%B")
+    assert first.commits_after == first.commits_before + 1
+    message = first.message
     assert message.startswith(f"mlopsctl apply: {example}")
     assert "Mlopsctl-Plan: " in message and f"Mlopsctl-Gate: {example} passed" in message
     assert f"Mlopsctl-Data: {example} artifacts/{example}/snapshot.parquet md5:" in message

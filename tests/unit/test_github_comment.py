@@ -133,7 +133,10 @@ class FakeGitHub:
                 self._handle("PATCH")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # a short poll: shutdown() waits for the loop to notice (0.5 s per test by default)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
 
     def find(self, comment_id: int) -> dict[str, Any] | None:
         for items in self.comments.values():
