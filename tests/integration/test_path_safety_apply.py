@@ -9,6 +9,7 @@ an output (a symlink can appear after validation), which the last tests prove on
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -169,14 +170,16 @@ def test_inside_repo_resolves_inside_links_and_refuses_the_rest(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_env_reference_in_a_custom_cmd_runs_and_its_value_is_never_written(
-    tmp_path: Path,
+    applied: Callable[[str], Path],
 ) -> None:
-    root = make_project(tmp_path, "breast-cancer", remote=False)
-    (root / "data").mkdir()
+    # the applied example: the custom stage goes before the gate, so that the apply runs it and
+    # the gate only (where it sits in the pipeline is not what this test is about)
+    root = applied("breast-cancer")
+    (root / "data").mkdir(exist_ok=True)
     value = "tok en-Value_42"  # a space: the value must stay one word
     cmd = 'test "$#" = 0 && printf %s ${env:MLOPSCTL_T_TOKEN} | wc -c > data/len.txt'
     with (root / UC).open("a") as fh:
-        fh.write(CUSTOM.format(cmd=f"'{cmd}'", out="data/len.txt"))
+        fh.write(CUSTOM.format(cmd=f"'{cmd}'", out="data/len.txt").replace("validate", "gate"))
     env = {**ENV, "MLOPSCTL_T_TOKEN": value}  # ENV: no CI (it refuses uncommitted specs)
     assert mlopsctl(root, "validate").returncode == 0
     res = mlopsctl(root, "apply", env=env)
