@@ -82,6 +82,8 @@ def test_status_in_sync_out_of_sync_and_failing_gate(applied: Callable[[str], Pa
     st = json.loads(mlopsctl(root, "status", "--json", check=True).stdout)
     assert st[0]["state"] == "out of sync"
     assert st[0]["reasons"] == ["train: model.params.C: 1.0 -> 0.5"]
+    # back to the applied C, and a bound it misses: the apply runs the gate alone (no retrain)
+    edit(root / UC, "C: 0.5", "C: 1.0")
     edit(root / UC, "min: 0.95", "min: 0.9999")
     assert mlopsctl(root, "apply").returncode == 1
     st = json.loads(mlopsctl(root, "status", "--json", check=True).stdout)
