@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import ENV, edit, git, mlopsctl
+from .conftest import ENV, dvc, edit, git, mlopsctl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_github_comment import REPO, FakeGitHub
@@ -242,11 +244,29 @@ def user_repository(tmp: Path) -> tuple[Path, Path]:
     return dev, origin
 
 
+def applied_user_repository(tmp: Path, template: Path) -> tuple[Path, Path]:
+    """A developer's clone and its bare origin, as `user_repository` leaves them but with the
+    example applied and pushed (commit, version tag, DVC remote): a private copy of *template*
+    (the session's applied example), so that a CI apply re-runs only what a change touches."""
+    origin = tmp / "origin.git"
+    git(tmp, "init", "-q", "--bare", "-b", "main", str(origin))
+    dev = tmp / "dev"
+    shutil.copytree(template / "repo", dev, symlinks=True)
+    shutil.copytree(template / "remote", tmp / "dvc-remote")
+    git(dev, "config", "user.name", "Alice")
+    git(dev, "config", "user.email", "alice@example.com")
+    dvc(dev, "remote", "add", "-d", "-f", "storage", str(tmp / "dvc-remote"))
+    git(dev, "commit", "-q", "-am", "point the DVC remote at this copy")
+    git(dev, "remote", "add", "origin", str(origin))
+    git(dev, "push", "-q", "--follow-tags", "origin", "main")
+    return dev, origin
+
+
 @pytest.mark.slow
 def test_a_user_repository_plans_pull_requests_and_applies_merges(
-    tmp_path: Path, github: FakeGitHub
+    tmp_path: Path, github: FakeGitHub, applied_template: Callable[[str], Path]
 ) -> None:
-    dev, origin = user_repository(tmp_path)
+    dev, origin = applied_user_repository(tmp_path, applied_template("breast-cancer"))
     pr_event = {"action": "synchronize", "number": 7, "pull_request": {"number": 7}}
 
     # 1. a pull request: the reusable plan workflow posts the plan as the sticky comment
@@ -279,6 +299,7 @@ def test_a_user_repository_plans_pull_requests_and_applies_merges(
     ws = checkout(origin, "main", tmp_path / "ws2")
     marker = tmp_path / "installed"
     inputs = {"command": "apply", "install": f"touch {marker}", "python-version": ""}
+    stored = set((tmp_path / "dvc-remote").rglob("*"))
     steps = action_job(runner, inputs, ws)
 
     assert marker.exists()  # the install input ran
@@ -290,7 +311,8 @@ def test_a_user_repository_plans_pull_requests_and_applies_merges(
     who = git(origin, "log", "-1", "--format=%an <%ae>|%cn <%ce>|%B", "main").split("|")
     assert who[0] == who[1] == f"{BOT} <{BOT_EMAIL}>"
     assert "Mlopsctl-Plan: " in who[2]
-    assert any((tmp_path / "dvc-remote").rglob("*")), "apply pushed nothing to the DVC remote"
+    pushed_files = set((tmp_path / "dvc-remote").rglob("*")) - stored
+    assert pushed_files, "apply pushed nothing to the DVC remote"
     local = git(ws, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/tags")
     assert dict(line.split() for line in local.splitlines()) == remote_tags(origin)
 
@@ -325,9 +347,9 @@ def test_a_user_repository_plans_pull_requests_and_applies_merges(
 
 @pytest.mark.slow
 def test_apply_pushes_what_it_committed_and_then_fails_when_a_stage_failed(
-    tmp_path: Path, github: FakeGitHub
+    tmp_path: Path, github: FakeGitHub, applied_template: Callable[[str], Path]
 ) -> None:
-    dev, origin = user_repository(tmp_path)
+    dev, origin = applied_user_repository(tmp_path, applied_template("breast-cancer"))
     edit(dev / UC, "roc_auc: {min: 0.95}", "roc_auc: {min: 0.9999}")  # a gate that fails
     git(dev, "commit", "-q", "-am", "an impossible gate")
     git(dev, "push", "-q", "origin", "main")

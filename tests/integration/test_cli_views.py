@@ -82,6 +82,8 @@ def test_status_in_sync_out_of_sync_and_failing_gate(applied: Callable[[str], Pa
     st = json.loads(mlopsctl(root, "status", "--json", check=True).stdout)
     assert st[0]["state"] == "out of sync"
     assert st[0]["reasons"] == ["train: model.params.C: 1.0 -> 0.5"]
+    # back to the applied C, and a bound it misses: the apply runs the gate alone (no retrain)
+    edit(root / UC, "C: 0.5", "C: 1.0")
     edit(root / UC, "min: 0.95", "min: 0.9999")
     assert mlopsctl(root, "apply").returncode == 1
     st = json.loads(mlopsctl(root, "status", "--json", check=True).stdout)
@@ -92,19 +94,20 @@ def test_status_in_sync_out_of_sync_and_failing_gate(applied: Callable[[str], Pa
 
 
 def test_apply_in_ci_refuses_uncommitted_specs_and_no_commit_commits_nothing(
-    tmp_path: Path,
+    applied: Callable[[str], Path],
 ) -> None:
-    root = make_project(tmp_path, "breast-cancer")
+    root = applied("breast-cancer")  # applied with C 1.0: a new C re-runs train and after
+    lock = (root / "dvc.lock").read_text()
     edit(root / UC, "C: 1.0", "C: 0.5")
     refused = mlopsctl(root, "apply", env={**ENV, "CI": "true"})
     assert refused.returncode == 1
     assert "refusing to apply specs that are not committed (CI is set)" in refused.stderr
-    assert not (root / "dvc.lock").exists()
+    assert (root / "dvc.lock").read_text() == lock  # nothing ran
     head = git(root, "rev-parse", "HEAD")
     done = mlopsctl(root, "apply", "--no-commit", check=True)
     assert "uncommitted changes to usecases/breast-cancer.yaml" not in done.stderr
     assert git(root, "rev-parse", "HEAD") == head
-    assert (root / "dvc.lock").exists()
+    assert (root / "dvc.lock").read_text() != lock  # it ran, and recorded C 0.5
     assert mlopsctl(root, "plan", "--detailed-exitcode").returncode == 0
 
 

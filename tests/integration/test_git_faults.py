@@ -24,8 +24,9 @@ def test_a_leftover_index_lock_is_reported_with_its_fix_before_any_stage_runs(
     applied: Callable[[str], Path],
 ) -> None:
     root = applied("breast-cancer")
-    edit(root / UC, "C: 1.0", "C: 0.5")
-    git(root, "commit", "-q", "-am", "change C")
+    # a new gate bound: the apply has a stage to run (the gate alone: no retrain needed)
+    edit(root / UC, "roc_auc: {min: 0.95}", "roc_auc: {min: 0.94}")
+    git(root, "commit", "-q", "-am", "change the gate")
     lock_before = (root / "dvc.lock").read_text()
     (root / ".git/index.lock").touch()  # what a git commit killed by SIGKILL leaves behind
     res = mlopsctl(root, "apply")  # the helper asserts there is no traceback

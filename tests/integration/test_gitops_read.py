@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -272,13 +273,43 @@ def _second_apply(root: Path) -> None:
     mlopsctl(root, "apply", check=True)
 
 
-@pytest.mark.slow
-def test_two_applies_diff_and_history(applied: Callable[[str], Path]) -> None:
-    root = applied("breast-cancer")
-    first = git(root, "rev-parse", "HEAD~1").strip()  # the apply (HEAD: the fixture's remote)
-    assert git(root, "log", "-1", "--format=%s", first).startswith("mlopsctl apply:")
+@pytest.fixture(scope="module")
+def two_applies_template(
+    applied_template: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """What the `applied` fixture gives (main: the apply, then a commit pointing the DVC remote
+    at the copy), and branch `feature` checked out with a second apply (C 0.5) on top. Built
+    once: the tests below only read it, each from its own copy (`_two_applies`)."""
+    base = tmp_path_factory.mktemp("two-applies")
+    src = applied_template("breast-cancer")
+    root = base / "repo"
+    shutil.copytree(src / "repo", root, symlinks=True)
+    shutil.copytree(src / "remote", base / "remote")
+    dvc(root, "remote", "add", "-d", "-f", "storage", str(base / "remote"))
+    git(root, "commit", "-q", "-am", "point the remote at this copy")
+    git(root, "checkout", "-q", "-b", "feature")
     _second_apply(root)
+    return base
+
+
+def _two_applies(template: Path, tmp: Path) -> Path:
+    """A private copy of *template*: repo, DVC cache and remote (re-pointed in the untracked
+    .dvc/config.local, so that the copy's git history is the template's)."""
+    shutil.copytree(template / "repo", tmp / "repo", symlinks=True)
+    shutil.copytree(template / "remote", tmp / "remote")
+    local = f"['remote \"storage\"']\n    url = {tmp / 'remote'}\n"
+    (tmp / "repo/.dvc/config.local").write_text(local, "utf-8")
+    assert git(tmp / "repo", "status", "--porcelain") == ""
+    return tmp / "repo"
+
+
+@pytest.mark.slow
+def test_two_applies_diff_and_history(two_applies_template: Path, tmp_path: Path) -> None:
+    root = _two_applies(two_applies_template, tmp_path)  # both applies done, HEAD the second
+    first = git(root, "rev-parse", "HEAD~2").strip()  # the first apply (then the remote commit)
+    assert git(root, "log", "-1", "--format=%s", first).startswith("mlopsctl apply:")
     second = git(root, "rev-parse", "HEAD").strip()
+    assert git(root, "log", "-1", "--format=%s", second).startswith("mlopsctl apply:")
     for tag, commit in (("v1.0.0", first), ("v1.1.0", second)):  # each apply tagged its version
         assert git(root, "rev-parse", f"breast-cancer@{tag}^{{commit}}").strip() == commit
     metrics = [
@@ -327,10 +358,8 @@ def test_two_applies_diff_and_history(applied: Callable[[str], Path]) -> None:
 
 
 @pytest.mark.slow
-def test_pr_comment_for_a_branch_that_applied(applied: Callable[[str], Path]) -> None:
-    root = applied("breast-cancer")
-    git(root, "checkout", "-q", "-b", "feature")
-    _second_apply(root)
+def test_pr_comment_for_a_branch_that_applied(two_applies_template: Path, tmp_path: Path) -> None:
+    root = _two_applies(two_applies_template, tmp_path)  # branch `feature` applied C 0.5
     edit(root / UC, "f1: {min: 0.90}", "f1: {min: 0.85}")  # not applied: the gate will run
     git(root, "update-ref", "refs/remotes/origin/main", "main")  # as actions/checkout fetches
     env = {**ENV, "GITHUB_BASE_REF": "main"}

@@ -7,6 +7,7 @@ restores from the cache what either side already computed and recomputes only th
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from mlopsctl.errors import StateError
 from mlopsctl.plan.state import read_state
-from tests.integration.conftest import edit, git, mlopsctl, run
+from tests.integration.conftest import dvc, edit, git, mlopsctl, run
 
 UC = "usecases/breast-cancer.yaml"
 
@@ -41,6 +42,27 @@ def _two_branches_that_applied(root: Path) -> None:
     assert _apply(root)["gate"] == "ran"
 
 
+@pytest.fixture(scope="module")
+def two_branches(
+    applied_template: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The applied example and both branches applied, built once: each test takes a copy."""
+    base = tmp_path_factory.mktemp("two-branches")
+    _copy(applied_template("breast-cancer"), base)
+    _two_branches_that_applied(base / "repo")
+    return base
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    """A private copy of SRC's repo (git, DVC cache and run-cache) and of its DVC remote, the
+    remote re-pointed at the copy's and committed (as the `applied` fixture does)."""
+    shutil.copytree(src / "repo", dst / "repo", symlinks=True)
+    shutil.copytree(src / "remote", dst / "remote")
+    dvc(dst / "repo", "remote", "add", "-d", "-f", "storage", str(dst / "remote"))
+    git(dst / "repo", "commit", "-q", "-am", "point the remote at this copy")
+    return dst / "repo"
+
+
 def _errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
@@ -56,10 +78,9 @@ def _errors(stderr: str) -> list[str]:
     ],
 )
 def test_merging_two_applied_branches_conflicts_and_resolves_by_taking_one_side(
-    applied: Callable[[str], Path], side: str, expected: dict[str, str]
+    two_branches: Path, tmp_path: Path, side: str, expected: dict[str, str]
 ) -> None:
-    root = applied("breast-cancer")
-    _two_branches_that_applied(root)
+    root = _copy(two_branches, tmp_path)  # on `gate`, both branches applied
 
     merge = run(["git", "merge", "-q", "tune", "-m", "merge tune"], root)
     assert merge.returncode == 1, merge.stdout + merge.stderr

@@ -9,6 +9,8 @@ an output (a symlink can appear after validation), which the last tests prove on
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,17 @@ from .conftest import ENV, dvc, git, make_project, mlopsctl
 
 UC = "usecases/breast-cancer.yaml"
 CUSTOM = "stages:\n  - name: extract\n    cmd: {cmd}\n    outs: [{out}]\n    before: validate\n"
+
+
+@pytest.fixture(scope="module")
+def initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example, initialised and committed (no remote), built once: `_fresh` copies it."""
+    return make_project(tmp_path_factory.mktemp("init"), "breast-cancer", remote=False)
+
+
+def _fresh(initialised: Path, tmp_path: Path) -> Path:
+    """A private copy of the initialised example: what `make_project` gives, without `init`."""
+    return Path(shutil.copytree(initialised, tmp_path / "repo", symlinks=True))
 
 
 @pytest.fixture
@@ -44,8 +57,10 @@ def error_lines(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.strip()]
 
 
-def test_apply_refuses_a_report_folder_symlinked_out(tmp_path: Path, outside: Path) -> None:
-    root = make_project(tmp_path, "breast-cancer", remote=False)
+def test_apply_refuses_a_report_folder_symlinked_out(
+    initialised: Path, tmp_path: Path, outside: Path
+) -> None:
+    root = _fresh(initialised, tmp_path)
     (root / "reports").mkdir()
     os.symlink(outside, root / "reports/breast-cancer")
     git(root, "add", "-A")
@@ -60,8 +75,10 @@ def test_apply_refuses_a_report_folder_symlinked_out(tmp_path: Path, outside: Pa
     assert not (root / "dvc.lock").exists()
 
 
-def test_apply_refuses_an_output_through_a_symlinked_folder(tmp_path: Path, outside: Path) -> None:
-    root = make_project(tmp_path, "breast-cancer", remote=False)
+def test_apply_refuses_an_output_through_a_symlinked_folder(
+    initialised: Path, tmp_path: Path, outside: Path
+) -> None:
+    root = _fresh(initialised, tmp_path)
     (root / "data").mkdir()
     os.symlink(outside, root / "data/vdir")
     with (root / UC).open("a") as fh:
@@ -80,8 +97,8 @@ def test_apply_refuses_an_output_through_a_symlinked_folder(tmp_path: Path, outs
     untouched(outside)
 
 
-def test_apply_refuses_the_repository_as_an_output(tmp_path: Path) -> None:
-    root = make_project(tmp_path, "breast-cancer", remote=False)
+def test_apply_refuses_the_repository_as_an_output(initialised: Path, tmp_path: Path) -> None:
+    root = _fresh(initialised, tmp_path)
     with (root / UC).open("a") as fh:
         fh.write(CUSTOM.format(cmd="echo hi", out="."))
     res = mlopsctl(root, "apply")
@@ -94,8 +111,10 @@ def test_apply_refuses_the_repository_as_an_output(tmp_path: Path) -> None:
 # --- the stage runner checks again, right before it touches an output ------------------------
 
 
-def _project_stages(tmp_path: Path, extra: str = "") -> tuple[Path, dict[str, Stage], StageJob]:
-    root = make_project(tmp_path, "breast-cancer", remote=False)
+def _project_stages(
+    initialised: Path, tmp_path: Path, extra: str = ""
+) -> tuple[Path, dict[str, Stage], StageJob]:
+    root = _fresh(initialised, tmp_path)
     (root / "data").mkdir()
     if extra:
         with (root / UC).open("a") as fh:
@@ -107,10 +126,12 @@ def _project_stages(tmp_path: Path, extra: str = "") -> tuple[Path, dict[str, St
     return root, stages, job
 
 
-def test_landing_refuses_a_folder_that_became_a_symlink_out(tmp_path: Path, outside: Path) -> None:
+def test_landing_refuses_a_folder_that_became_a_symlink_out(
+    initialised: Path, tmp_path: Path, outside: Path
+) -> None:
     from mlopsctl.spec.paths import UnsafePathError
 
-    root, stages, _job = _project_stages(tmp_path)
+    root, stages, _job = _project_stages(initialised, tmp_path)
     gate = stages["gate"]
     staging = root / ".mlopsctl/tmp/gate.test"
     (staging / "reports/breast-cancer").mkdir(parents=True)
@@ -127,8 +148,11 @@ def test_landing_refuses_a_folder_that_became_a_symlink_out(tmp_path: Path, outs
     assert (staging / gate.reports[0]).exists()  # nothing moved
 
 
-def test_custom_stage_removes_nothing_through_a_symlink_out(tmp_path: Path, outside: Path) -> None:
+def test_custom_stage_removes_nothing_through_a_symlink_out(
+    initialised: Path, tmp_path: Path, outside: Path
+) -> None:
     root, stages, job = _project_stages(
+        initialised,
         tmp_path,
         CUSTOM.format(cmd="echo new > data/vdir/important.txt", out="data/vdir/important.txt"),
     )
@@ -169,14 +193,16 @@ def test_inside_repo_resolves_inside_links_and_refuses_the_rest(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_env_reference_in_a_custom_cmd_runs_and_its_value_is_never_written(
-    tmp_path: Path,
+    applied: Callable[[str], Path],
 ) -> None:
-    root = make_project(tmp_path, "breast-cancer", remote=False)
-    (root / "data").mkdir()
+    # the applied example: the custom stage goes before the gate, so that the apply runs it and
+    # the gate only (where it sits in the pipeline is not what this test is about)
+    root = applied("breast-cancer")
+    (root / "data").mkdir(exist_ok=True)
     value = "tok en-Value_42"  # a space: the value must stay one word
     cmd = 'test "$#" = 0 && printf %s ${env:MLOPSCTL_T_TOKEN} | wc -c > data/len.txt'
     with (root / UC).open("a") as fh:
-        fh.write(CUSTOM.format(cmd=f"'{cmd}'", out="data/len.txt"))
+        fh.write(CUSTOM.format(cmd=f"'{cmd}'", out="data/len.txt").replace("validate", "gate"))
     env = {**ENV, "MLOPSCTL_T_TOKEN": value}  # ENV: no CI (it refuses uncommitted specs)
     assert mlopsctl(root, "validate").returncode == 0
     res = mlopsctl(root, "apply", env=env)
@@ -193,8 +219,11 @@ def test_env_reference_in_a_custom_cmd_runs_and_its_value_is_never_written(
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_env_reference_that_is_not_set_fails_the_stage_clearly(tmp_path: Path) -> None:
+def test_env_reference_that_is_not_set_fails_the_stage_clearly(
+    initialised: Path, tmp_path: Path
+) -> None:
     root, stages, job = _project_stages(
+        initialised,
         tmp_path,
         CUSTOM.format(cmd="echo ${env:MLOPSCTL_T_UNSET} > data/x.txt", out="data/x.txt"),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,9 @@ def test_spec_example_with_custom_stage_before_ingest(tmp_path: Path) -> None:
 
 
 def test_sql_source_ingests_every_time_and_the_rest_only_if_the_snapshot_changed(
-    tmp_path: Path,
+    applied: Callable[[str], Path],
 ) -> None:
-    root = make_project(tmp_path, "house-prices")
+    root = applied("house-prices")  # applied from the CSV file; now the same rows come from SQL
     db = root / "data" / "houses.sqlite"
     import pandas as pd
 
@@ -89,8 +90,10 @@ def test_sql_source_ingests_every_time_and_the_rest_only_if_the_snapshot_changed
     assert "sqlite:///data" not in (root / "dvc.lock").read_text()
 
 
-def test_removed_use_case_is_planned_for_removal_and_removed(tmp_path: Path) -> None:
-    root = make_project(tmp_path, "breast-cancer")
+def test_removed_use_case_is_planned_for_removal_and_removed(
+    applied: Callable[[str], Path],
+) -> None:
+    root = applied("breast-cancer")  # the first use case applied: the apply runs the second's
     copy = (
         (root / "usecases/breast-cancer.yaml")
         .read_text()
