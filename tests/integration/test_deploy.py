@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,36 @@ def regression_project(tmp_path: Path, deploy: str = BATCH, alpha: float = 1.0) 
     return root
 
 
+REST_18080 = "  target: rest\n  rest: {host: 127.0.0.1, port: 18080}\n"
+
+
+def copy_project(template: Path, dest: Path) -> Path:
+    """A private copy of a project without a DVC remote: repo, DVC cache and .mlopsctl."""
+    root = dest / "repo"
+    shutil.copytree(template, root, symlinks=True)
+    return root
+
+
+_rest_templates: dict[Path, Path] = {}
+
+
+def rest_template(factory: pytest.TempPathFactory) -> Path:
+    """regression_project(deploy=REST_18080), applied once per session (per xdist worker).
+
+    Never modified and never served: tests take a private copy (`rest_project`)."""
+    key = factory.getbasetemp()
+    if key not in _rest_templates:
+        root = regression_project(factory.mktemp("tpl-fast-house-prices"), deploy=REST_18080)
+        mlopsctl(root, "apply", check=True)
+        _rest_templates[key] = root
+    return _rest_templates[key]
+
+
+def rest_project(factory: pytest.TempPathFactory, dest: Path) -> Path:
+    """A private copy of `rest_template` in dest: as if the test had built and applied it."""
+    return copy_project(rest_template(factory), dest)
+
+
 def manifest(root: Path) -> dict[str, Any]:
     result: dict[str, Any] = json.loads((root / BUNDLE / "manifest.json").read_text("utf-8"))
     return result
@@ -107,11 +138,9 @@ def test_batch_target_scores_every_row_and_an_output_change_runs_deploy_alone(
 
 
 def test_a_port_change_runs_deploy_alone_and_a_failed_gate_keeps_the_old_bundle(
-    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    rest = "  target: rest\n  rest: {host: 127.0.0.1, port: 18080}\n"
-    root = regression_project(tmp_path, deploy=rest)
-    mlopsctl(root, "apply", check=True)
+    root = rest_project(tmp_path_factory, tmp_path)  # regression_project(REST_18080), applied
     first = manifest(root)
     assert first["rest"] == {"host": "127.0.0.1", "port": 18080, "max_body_mb": 1.0, "token": None}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import dvc, git, mlopsctl
-from .test_deploy import regression_project
+from .test_deploy import copy_project, regression_project
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +40,15 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def card_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`project`, and the commit its first apply started from; applied once for this module."""
+    root = project(tmp_path_factory.mktemp("card"))
+    parent = git(root, "rev-parse", "HEAD").strip()
+    mlopsctl(root, "apply", check=True)
+    return root, parent
+
+
 def _lock(root: Path) -> dict[str, dict[str, str]]:
     import yaml
 
@@ -50,12 +59,13 @@ def _lock(root: Path) -> dict[str, dict[str, str]]:
     }
 
 
-def test_the_model_card_holds_every_item_and_is_committed(tmp_path: Path) -> None:
+def test_the_model_card_holds_every_item_and_is_committed(
+    card_template: tuple[Path, str], tmp_path: Path
+) -> None:
     import sklearn
 
-    root = project(tmp_path)
-    parent = git(root, "rev-parse", "HEAD").strip()
-    mlopsctl(root, "apply", check=True)
+    root = copy_project(card_template[0], tmp_path)  # `project`, then its first apply
+    parent = card_template[1]
     card = (root / CARD).read_text("utf-8")
     lines = set(card.splitlines())
     lock = _lock(root)
@@ -121,9 +131,10 @@ def test_the_model_card_holds_every_item_and_is_committed(tmp_path: Path) -> Non
     assert "\r" not in card and "20" + "26-" not in card  # no clock time
 
 
-def test_the_same_inputs_give_the_same_card_bytes(tmp_path: Path) -> None:
-    root = project(tmp_path)
-    mlopsctl(root, "apply", check=True)
+def test_the_same_inputs_give_the_same_card_bytes(
+    card_template: tuple[Path, str], tmp_path: Path
+) -> None:
+    root = copy_project(card_template[0], tmp_path)  # `project`, then its first apply
     first = (root / CARD).read_bytes()
     commit = git(root, "rev-parse", "HEAD").strip()
     mlopsctl(root, "apply", "--force", check=True)

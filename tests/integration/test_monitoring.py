@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from .conftest import dvc, dvc_stale, git, make_project, mlopsctl, plan_json, to_run
-from .test_deploy import set_model
+from .test_deploy import rest_project
 
 pytestmark = pytest.mark.slow
 
@@ -192,14 +192,14 @@ def test_retrain_with_current_trains_on_the_batch_too(applied: Callable[[str], P
 
 
 def test_monitor_reports_an_unseen_category_missing_column_and_missing_values(
-    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     """The house-prices example has categorical features: a batch with a category the model
     never saw, a missing column and 30 % missing values is reported problem by problem."""
     import pandas as pd
 
-    root = make_project(tmp_path, "house-prices", remote=False)
-    set_model(root, 1.0)
+    # the example with a fast model (Ridge, alpha 1.0), already applied: apply adds the monitor
+    root = rest_project(tmp_path_factory, tmp_path)
     (root / "usecases/house-prices.yaml").write_text(
         (root / "usecases/house-prices.yaml").read_text("utf-8")
         + "\nmonitoring:\n  current: {format: csv, path: data/houses.csv}\n"

@@ -1,8 +1,9 @@
 """`mlopsctl serve` as users run it: a real uvicorn process on 127.0.0.1, a real httpx client.
 
-One project (the regression example with a fast model) is applied with a batch target, then
-switched to rest (deploy alone re-runs, same model), so the served predictions can be compared
-with the batch output of the same rows from the same model.
+One project (the regression example with a fast model, applied: a copy of test_deploy's
+session template) is switched to a batch target, then to rest (deploy alone re-runs each time,
+same model), so the served predictions can be compared with the batch output of the same rows
+from the same model.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import httpx
 import pytest
 
 from .conftest import ENV, git, mlopsctl
-from .test_deploy import BUNDLE, manifest, regression_project, set_deploy, set_model
+from .test_deploy import BATCH, BUNDLE, manifest, rest_project, set_deploy, set_model
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +104,8 @@ class Server:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """(repo, batch output of the same model) with deploy.target rest applied."""
     base = tmp_path_factory.mktemp("serve")
-    root = regression_project(base)
+    root = rest_project(tmp_path_factory, base)
+    set_deploy(root, BATCH)
     mlopsctl(root, "apply", check=True)
     batch_output = base / "batch-predictions.csv"
     shutil.copy(root / "artifacts/house-prices/predictions.csv", batch_output)
@@ -350,10 +352,10 @@ def test_a_failed_gate_and_a_broken_bundle_leave_the_old_version_serving(
     git(root, "checkout", "--", ".")
 
 
-def test_bearer_token_from_the_environment(project: tuple[Path, Path], tmp_path: Path) -> None:
-    root = tmp_path / "repo"
-    shutil.copytree(project[0], root, symlinks=True)
-    set_model(root, alpha=1.0)
+def test_bearer_token_from_the_environment(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    root = rest_project(tmp_path_factory, tmp_path)  # the fast model (alpha 1.0), applied
     secret = "s3cret-value-never-written"
     set_deploy(root, REST.rstrip("}\n") + ', token: "${env:HP_TOKEN}"}\n')
     mlopsctl(root, "apply", check=True, env={**ENV, "HP_TOKEN": secret})

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from .conftest import git, mlopsctl
-from .test_deploy import manifest, regression_project, set_model
+from .test_deploy import manifest, rest_project, set_deploy, set_model
 from .test_serve import Server, free_port
 
 pytestmark = pytest.mark.slow
@@ -21,10 +21,14 @@ def deployment(root: Path) -> dict[str, Any]:
     return dict(entry)
 
 
-def test_status_in_sync_out_of_sync_not_running_and_gate_failed(tmp_path: Path) -> None:
+def test_status_in_sync_out_of_sync_not_running_and_gate_failed(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
     port = free_port()
-    rest = f"  target: rest\n  rest: {{host: 127.0.0.1, port: {port}}}\n"
-    root = regression_project(tmp_path, deploy=rest)
+    # the fast model, applied; on this test's own port, which re-runs deploy alone
+    root = rest_project(tmp_path_factory, tmp_path)
+    set_deploy(root, f"  target: rest\n  rest: {{host: 127.0.0.1, port: {port}}}\n")
+    git(root, "commit", "-q", "-am", "deploy on a free port")
     mlopsctl(root, "apply", check=True)
     v1 = manifest(root)["version"]
     st = deployment(root)
