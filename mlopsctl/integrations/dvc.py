@@ -38,15 +38,22 @@ def preload() -> threading.Thread:
 
     apply calls it when its stages start in worker processes: the ~0.3 s import then overlaps
     the stages (the main process only waits meanwhile) instead of running after the last one.
-    Not a daemon thread: an exit waits for the import rather than killing it half-done.
+    Not a daemon thread: an exit waits for the import rather than killing it half-done. It
+    never raises: an apply that ends while it imports (interrupted, or failed before recording)
+    shuts the interpreter down under it, and an import then fails ("can't register atexit after
+    shutdown"), which is no error of the user's; an import that fails for good fails again,
+    with its own message, where :func:`record` needs it.
     """
 
     def load() -> None:
-        _quiet()
-        import dvc.dependency.param
-        import dvc.repo
-        import dvc.stage.serialize
-        import dvc.utils.serialize  # noqa: F401
+        try:
+            _quiet()
+            import dvc.dependency.param
+            import dvc.repo
+            import dvc.stage.serialize
+            import dvc.utils.serialize  # noqa: F401
+        except Exception as exc:  # a preload only: see above
+            log.debug("DVC preload stopped: %s: %s", type(exc).__name__, exc)
 
     thread = threading.Thread(target=load, name="mlopsctl-dvc-preload")
     thread.start()
