@@ -27,10 +27,11 @@ import re
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from mlopsctl.compile.layout import MONITORING_BREACH, UseCasePaths
 from mlopsctl.errors import MlopsctlError
@@ -39,6 +40,7 @@ from mlopsctl.execute.dask_executor import first_line, read_env_refs
 from mlopsctl.fsutil import atomic_write
 from mlopsctl.plan.hashing import HashCache, file_md5
 from mlopsctl.report.progress import PROGRESS_DIR
+from mlopsctl.spec.model import Source
 from mlopsctl.spec.paths import inside_repo
 
 OBJECTS = "objects"
@@ -123,6 +125,10 @@ def stage_inputs(root: Path, job: task.StageJob) -> list[str]:
     rels = list(st.deps)
     if st.kind == "train":
         rels.append(UseCasePaths(job.usecase.name).monitoring_file(MONITORING_BREACH))
+    elif st.kind == "ingest":
+        rels.extend(sqlite_files(job.usecase.data.sources.values()))
+    elif st.kind == "monitor" and job.usecase.monitoring is not None:
+        rels.extend(sqlite_files([job.usecase.monitoring.current]))
     files: dict[str, None] = {}
     for rel in rels:
         path = inside_repo(root, rel)  # a dep symlinked out of the repository is refused
@@ -132,6 +138,22 @@ def stage_inputs(root: Path, job: task.StageJob) -> list[str]:
             for sub in _files_below(path):
                 files[posixpath.join(rel, sub)] = None
     return list(files)
+
+
+def sqlite_files(sources: Iterable[Source]) -> list[str]:
+    """The database files of SQL sources at a literal relative ``sqlite:///path`` URL: no dep
+    of the stage (a database is re-read every apply), but a file of the repository the stage
+    reads. A URL from ``${env:NAME}`` is resolved where the stage runs, so it must name a
+    database the workers reach (docs/scale-out.md)."""
+    files = []
+    for source in sources:
+        url = source.url or ""
+        if source.format != "sql" or not url.startswith("sqlite:///") or "${" in url:
+            continue
+        raw = unquote(url[len("sqlite:///") :].split("?", 1)[0])
+        if raw and not raw.startswith("/"):
+            files.append(posixpath.normpath(raw))
+    return files
 
 
 def upload_inputs(

@@ -608,6 +608,39 @@ def test_custom_stages_and_deploy_via_storage_run_away_from_the_repository(
     assert_consistent(root)
 
 
+def test_a_relative_sqlite_source_goes_to_a_storage_worker(
+    cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
+) -> None:
+    """The database of a `sqlite:///data/...` source is no dep of ingest (it is re-read every
+    apply), yet a worker without the repository reads it: it is uploaded with the stage."""
+    import sqlite3
+
+    from sklearn.datasets import load_breast_cancer
+
+    root = applied("breast-cancer")
+    frame = load_breast_cancer(as_frame=True).frame
+    (root / "data").mkdir(exist_ok=True)
+    with sqlite3.connect(root / "data" / "cancer.sqlite") as conn:
+        frame.to_sql("cancer", conn, index=False)
+    uc = root / "usecases" / "breast-cancer.yaml"
+    edit(
+        uc,
+        "cancer: {format: sklearn, name: breast_cancer}",
+        'cancer: {format: sql, url: "sqlite:///data/cancer.sqlite", query: "SELECT * FROM cancer"}',
+    )
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the same rows from SQLite")
+    store = tmp_path / "st"
+    use_storage(root, "breast-cancer", cluster.scheduler.address, store.as_uri())
+    proc = mlopsctl(root, "apply", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ingest = next(s for s in json.loads(proc.stdout)["stages"] if s["id"].endswith("/ingest"))
+    assert ingest["status"] == "ran", ingest
+    db = hashlib.md5((root / "data" / "cancer.sqlite").read_bytes()).hexdigest()
+    assert (store / "objects" / db[:2] / db[2:]).is_file()  # it went through the storage
+    assert "always runs" in mlopsctl(root, "plan").stdout  # a database: re-read every apply
+
+
 # --- several clusters in one apply --------------------------------------------------------------
 
 
