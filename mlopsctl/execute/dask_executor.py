@@ -214,6 +214,11 @@ def worker_environment() -> dict[str, str]:
     return dict(environment())
 
 
+def worker_identity() -> tuple[dict[str, str], tuple[str, list[str]]]:
+    """On a worker: :func:`worker_environment` and :func:`code_state`, in one round trip."""
+    return worker_environment(), code_state()
+
+
 def code_state() -> tuple[str, list[str]]:
     """Here or on a worker: the digest of mlopsctl's source files on disk, and those changed
     since this process imported mlopsctl (so not the code it runs).
@@ -339,13 +344,16 @@ class DaskExecutor:
 
         here = environment()
         try:
-            theirs: dict[str, dict[str, str]] = self._client.run(worker_environment)
+            identities: dict[str, tuple[dict[str, str], tuple[str, list[str]]]] = self._client.run(
+                worker_identity
+            )
         except Exception as exc:  # the worker cannot even import mlopsctl (or this version)
             raise MlopsctlError(
                 f"dask workers at {self.address} cannot run mlopsctl: "
                 f"{type(exc).__name__}: {first_line(exc)}; install the same mlopsctl there "
                 f"({INSTALL_HINT})"
             ) from None
+        theirs = {worker: env for worker, (env, _) in identities.items()}
         problems = [
             f"{name} {here.get(name, 'missing')} here, {env.get(name, 'missing')} on {worker}"
             for worker, env in sorted(theirs.items())
@@ -359,12 +367,11 @@ class DaskExecutor:
                 + "; ".join(problems)
                 + ". Install the same versions on the workers."
             )
-        self._check_code()
+        self._check_code({worker: code for worker, (_, code) in identities.items()})
 
-    def _check_code(self) -> None:
+    def _check_code(self, theirs: dict[str, tuple[str, list[str]]]) -> None:
         """The same mlopsctl code on every worker, and loaded from the files they have now."""
         digest, _ = code_state()
-        theirs: dict[str, tuple[str, list[str]]] = self._client.run(code_state)
         problems = []
         for worker, (their_digest, changed) in sorted(theirs.items()):
             if changed:
