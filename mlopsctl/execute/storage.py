@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from mlopsctl.compile.layout import MONITORING_BREACH, UseCasePaths
 from mlopsctl.errors import MlopsctlError
@@ -42,6 +41,7 @@ from mlopsctl.plan.hashing import HashCache, file_md5
 from mlopsctl.report.progress import PROGRESS_DIR
 from mlopsctl.spec.model import Source
 from mlopsctl.spec.paths import inside_repo
+from mlopsctl.stages.ingest import sqlite_file
 
 OBJECTS = "objects"
 CHECKS = "checks"
@@ -148,9 +148,7 @@ def sqlite_files(sources: Iterable[Source]) -> list[str]:
     files = []
     for source in sources:
         url = source.url or ""
-        if source.format != "sql" or not url.startswith("sqlite:///") or "${" in url:
-            continue
-        raw = unquote(url[len("sqlite:///") :].split("?", 1)[0])
+        raw = sqlite_file(url) if source.format == "sql" and "${" not in url else None
         if raw and not raw.startswith("/"):
             files.append(posixpath.normpath(raw))
     return files

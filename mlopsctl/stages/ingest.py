@@ -143,14 +143,22 @@ def _read_sql(ctx: StageContext, name: str, source: Source) -> pd.DataFrame:
         raise StageFailedError(f"{where}: query against '{shown}' failed: {detail}") from None
 
 
+def sqlite_file(url: str) -> str | None:
+    """The database file a ``sqlite:///path`` URL names, as written (absolute, or relative to
+    the project root); None when *url* is not of that form."""
+    rest = url[len("sqlite:") :]
+    if not url.startswith("sqlite:") or not rest.startswith("///") or len(rest) == 3:
+        return None
+    return unquote(rest[3:].split("?", 1)[0])
+
+
 def _sqlite_path(ctx: StageContext, url: str, where: str, shown: str) -> Path:
     """The database file of a ``sqlite:///path`` URL (relative paths: to the project root)."""
-    rest = url[len("sqlite:") :]
-    if not rest.startswith("///") or len(rest) == 3:
+    raw = sqlite_file(url)
+    if raw is None:
         raise StageFailedError(
             f"{where}: '{shown}' must be sqlite:///relative/path.db or sqlite:////absolute/path.db"
         )
-    raw = unquote(rest[3:].split("?", 1)[0])
     path = Path(raw) if raw.startswith("/") else ctx.input(raw)
     if not path.is_file():
         raise StageFailedError(f"{where}: the database file of '{shown}' does not exist")
