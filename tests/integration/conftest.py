@@ -148,18 +148,25 @@ def applied_template(
     return get
 
 
+def copy_project(src: Path, dst: Path) -> Path:
+    """A private copy of the project *src*/repo (git, DVC cache, .mlopsctl) as *dst*/repo and,
+    when there is one, of its DVC remote *src*/remote as *dst*/remote, the copy's remote
+    re-pointed at it and committed: a test's own state, shared with no other test."""
+    root = dst / "repo"
+    shutil.copytree(src / "repo", root, symlinks=True)
+    if (src / "remote").exists():
+        shutil.copytree(src / "remote", dst / "remote")
+        dvc(root, "remote", "add", "-d", "-f", "storage", str(dst / "remote"))
+        git(root, "commit", "-q", "-am", "point the remote at this copy")
+    return root
+
+
 @pytest.fixture
 def applied(applied_template: Callable[[str], Path], tmp_path: Path) -> Callable[[str], Path]:
     """A private copy of an applied example project (repo + its DVC remote)."""
 
     def get(example: str) -> Path:
-        base = applied_template(example)
-        shutil.copytree(base / "repo", tmp_path / "repo", symlinks=True)
-        if (base / "remote").exists():
-            shutil.copytree(base / "remote", tmp_path / "remote")
-            dvc(tmp_path / "repo", "remote", "add", "-d", "-f", "storage", str(tmp_path / "remote"))
-            git(tmp_path / "repo", "commit", "-q", "-am", "point the remote at this copy")
-        return tmp_path / "repo"
+        return copy_project(applied_template(example), tmp_path)
 
     return get
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import dvc_stale, git, make_project, mlopsctl, plan_json, to_run
+from .conftest import copy_project, dvc_stale, git, make_project, mlopsctl, plan_json, to_run
 
 pytestmark = pytest.mark.slow
 
@@ -63,13 +62,6 @@ def regression_project(tmp_path: Path, deploy: str = BATCH, alpha: float = 1.0) 
 REST_18080 = "  target: rest\n  rest: {host: 127.0.0.1, port: 18080}\n"
 
 
-def copy_project(template: Path, dest: Path) -> Path:
-    """A private copy of a project without a DVC remote: repo, DVC cache and .mlopsctl."""
-    root = dest / "repo"
-    shutil.copytree(template, root, symlinks=True)
-    return root
-
-
 _rest_templates: dict[Path, Path] = {}
 
 
@@ -87,7 +79,7 @@ def rest_template(factory: pytest.TempPathFactory) -> Path:
 
 def rest_project(factory: pytest.TempPathFactory, dest: Path) -> Path:
     """A private copy of `rest_template` in dest: as if the test had built and applied it."""
-    return copy_project(rest_template(factory), dest)
+    return copy_project(rest_template(factory).parent, dest)
 
 
 def manifest(root: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from tests.integration.conftest import ENV, dvc, edit, git, make_project, mlopsctl
+from tests.integration.conftest import ENV, copy_project, dvc, edit, git, make_project, mlopsctl
 
 UC = "usecases/breast-cancer.yaml"
 NO_BASE_ENV = {k: v for k, v in ENV.items() if k != "GITHUB_BASE_REF"}
@@ -281,12 +281,7 @@ def two_applies_template(
     at the copy), and branch `feature` checked out with a second apply (C 0.5) on top. Built
     once: the tests below only read it, each from its own copy (`_two_applies`)."""
     base = tmp_path_factory.mktemp("two-applies")
-    src = applied_template("breast-cancer")
-    root = base / "repo"
-    shutil.copytree(src / "repo", root, symlinks=True)
-    shutil.copytree(src / "remote", base / "remote")
-    dvc(root, "remote", "add", "-d", "-f", "storage", str(base / "remote"))
-    git(root, "commit", "-q", "-am", "point the remote at this copy")
+    root = copy_project(applied_template("breast-cancer"), base)
     git(root, "checkout", "-q", "-b", "feature")
     _second_apply(root)
     return base

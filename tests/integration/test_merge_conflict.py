@@ -7,7 +7,6 @@ restores from the cache what either side already computed and recomputes only th
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from mlopsctl.errors import StateError
 from mlopsctl.plan.state import read_state
-from tests.integration.conftest import dvc, edit, git, mlopsctl, run
+from tests.integration.conftest import copy_project, edit, git, mlopsctl, run
 
 UC = "usecases/breast-cancer.yaml"
 
@@ -48,19 +47,8 @@ def two_branches(
 ) -> Path:
     """The applied example and both branches applied, built once: each test takes a copy."""
     base = tmp_path_factory.mktemp("two-branches")
-    _copy(applied_template("breast-cancer"), base)
-    _two_branches_that_applied(base / "repo")
+    _two_branches_that_applied(copy_project(applied_template("breast-cancer"), base))
     return base
-
-
-def _copy(src: Path, dst: Path) -> Path:
-    """A private copy of SRC's repo (git, DVC cache and run-cache) and of its DVC remote, the
-    remote re-pointed at the copy's and committed (as the `applied` fixture does)."""
-    shutil.copytree(src / "repo", dst / "repo", symlinks=True)
-    shutil.copytree(src / "remote", dst / "remote")
-    dvc(dst / "repo", "remote", "add", "-d", "-f", "storage", str(dst / "remote"))
-    git(dst / "repo", "commit", "-q", "-am", "point the remote at this copy")
-    return dst / "repo"
 
 
 def _errors(stderr: str) -> list[str]:
@@ -80,7 +68,7 @@ def _errors(stderr: str) -> list[str]:
 def test_merging_two_applied_branches_conflicts_and_resolves_by_taking_one_side(
     two_branches: Path, tmp_path: Path, side: str, expected: dict[str, str]
 ) -> None:
-    root = _copy(two_branches, tmp_path)  # on `gate`, both branches applied
+    root = copy_project(two_branches, tmp_path)  # on `gate`, both branches applied
 
     merge = run(["git", "merge", "-q", "tune", "-m", "merge tune"], root)
     assert merge.returncode == 1, merge.stdout + merge.stderr

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import dvc, git, mlopsctl
-from .test_deploy import copy_project, regression_project
+from .conftest import copy_project, dvc, git, mlopsctl
+from .test_deploy import regression_project
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_the_model_card_holds_every_item_and_is_committed(
 ) -> None:
     import sklearn
 
-    root = copy_project(card_template[0], tmp_path)  # `project`, then its first apply
+    root = copy_project(card_template[0].parent, tmp_path)  # `project`, then its first apply
     parent = card_template[1]
     card = (root / CARD).read_text("utf-8")
     lines = set(card.splitlines())
@@ -134,7 +134,7 @@ def test_the_model_card_holds_every_item_and_is_committed(
 def test_the_same_inputs_give_the_same_card_bytes(
     card_template: tuple[Path, str], tmp_path: Path
 ) -> None:
-    root = copy_project(card_template[0], tmp_path)  # `project`, then its first apply
+    root = copy_project(card_template[0].parent, tmp_path)  # `project`, then its first apply
     first = (root / CARD).read_bytes()
     commit = git(root, "rev-parse", "HEAD").strip()
     mlopsctl(root, "apply", "--force", check=True)

@@ -9,7 +9,6 @@ an output (a symlink can appear after validation), which the last tests prove on
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from mlopsctl.errors import MlopsctlError
 from mlopsctl.execute.task import StageJob, _land, run_job
 from mlopsctl.spec.loader import load_project
 
-from .conftest import ENV, dvc, git, make_project, mlopsctl
+from .conftest import ENV, copy_project, dvc, git, make_project, mlopsctl
 
 UC = "usecases/breast-cancer.yaml"
 CUSTOM = "stages:\n  - name: extract\n    cmd: {cmd}\n    outs: [{out}]\n    before: validate\n"
@@ -34,7 +33,7 @@ def initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _fresh(initialised: Path, tmp_path: Path) -> Path:
     """A private copy of the initialised example: what `make_project` gives, without `init`."""
-    return Path(shutil.copytree(initialised, tmp_path / "repo", symlinks=True))
+    return copy_project(initialised.parent, tmp_path)
 
 
 @pytest.fixture
