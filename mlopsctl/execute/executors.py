@@ -47,7 +47,6 @@ WARM_MODULES = (
     "sklearn.model_selection",
     "sklearn.pipeline",
     "sklearn.preprocessing",
-    "skops.io",
     "mlopsctl.stages.ingest",
     "mlopsctl.stages.validate",
     "mlopsctl.stages.split",

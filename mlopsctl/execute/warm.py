@@ -14,6 +14,10 @@ import importlib
 
 from mlopsctl.execute.executors import WARM_MODULES
 
+with contextlib.suppress(Exception):  # skops.io as train and evaluate import it
+    from mlopsctl.stages.modelio import skops_io
+
+    skops_io()
 for _name in WARM_MODULES:
     with contextlib.suppress(Exception):
         importlib.import_module(_name)

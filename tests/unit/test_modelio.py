@@ -169,6 +169,45 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
         load_model(tmp_path / "m.skops", f"{__name__}.HouseRegression", (__name__,))
 
 
+def test_a_scikit_learn_type_train_never_writes_is_refused(tmp_path: Path) -> None:
+    """skops trusts every scikit-learn estimator by default; the loader does not (skops_io).
+
+    PCA and StackingClassifier are scikit-learn estimators that no spec makes train write. The
+    refusal holds in this process, where skops.io was imported the plain way first (at the top
+    of this module), and in a fresh interpreter that imports it only through the loader: the
+    loader's trust does not depend on import order.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import StackingClassifier
+
+    x, y = breast_cancer()
+    pca = Pipeline([("pca", PCA(n_components=2)), ("model", LogisticRegression(max_iter=500))])
+    save_model(pca.fit(x, y), tmp_path / "pca.skops")
+    stack = StackingClassifier([("lr", LogisticRegression(max_iter=500))], cv=2)
+    save_model(stack.fit(x, y), tmp_path / "stack.skops")
+    for name, refused in (("pca", "sklearn.decomposition._pca.PCA"), ("stack", "Stacking")):
+        with pytest.raises(StageFailedError, match=f"refusing to load .*{refused}"):
+            load_model(tmp_path / f"{name}.skops")
+        code = (
+            "import sys\n"
+            "from mlopsctl.stages.modelio import load_model\n"
+            "try:\n"
+            f"    load_model({str(tmp_path / f'{name}.skops')!r})\n"
+            "except Exception as exc:\n"
+            "    print(exc)\n"
+            "print(sorted(m for m in ('pytest', 'dask', 'sklearn.utils._testing') "
+            "if m in sys.modules))\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        assert "refusing to load" in out[0] and refused in out[0], out
+        assert out[1] == "[]", out  # no scan of all of scikit-learn (which imports pytest, dask)
+    # what train writes still loads, here and there
+    save_model(logistic()[0], tmp_path / "ok.skops")
+    assert isinstance(load_model(tmp_path / "ok.skops"), Pipeline)
+
+
 def test_the_specs_estimator_class_is_trusted_from_an_allowed_module(tmp_path: Path) -> None:
     model = HouseRegression().fit([[0.0], [1.0]], [0, 1])
     save_model(model, tmp_path / "m.skops")

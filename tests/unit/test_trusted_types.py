@@ -1,7 +1,8 @@
 """Model files: every model train writes loads; anything else is refused, and never runs code.
 
-The loader trusts exact type names (skops's defaults, the generated
-mlopsctl/stages/trusted_types.py and the spec's estimator class), never module prefixes.
+The loader trusts exact type names (skops's defaults for numpy, scipy and a few scikit-learn
+internals, the generated mlopsctl/stages/trusted_types.py and the spec's estimator class), never
+module prefixes.
 """
 
 from __future__ import annotations
