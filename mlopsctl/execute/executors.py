@@ -133,7 +133,12 @@ class LocalExecutor:
         ctx = multiprocessing.get_context("forkserver")
         # warm: the server imports WARM_MODULES once (mlopsctl.execute.warm never raises: the
         # server stops at a preload error that is not an ImportError, and no worker would start)
-        preload = ["mlopsctl.execute.task", *(["mlopsctl.execute.warm"] if warm else [])]
+        # server: the fork server exits at once when apply does (see mlopsctl.execute.server)
+        preload = [
+            "mlopsctl.execute.server",
+            "mlopsctl.execute.task",
+            *(["mlopsctl.execute.warm"] if warm else []),
+        ]
         ctx.set_forkserver_preload(preload)
         self._pool = cf.ProcessPoolExecutor(
             max_workers=jobs,

@@ -84,3 +84,29 @@ def test_the_pool_is_warmed_for_several_use_cases_only() -> None:
     assert warm_pool([("churn-a", "train"), ("churn-a", "evaluate")]) is False
     assert warm_pool([("churn-a", "train"), ("churn-b", "custom")]) is False  # b: commands only
     assert warm_pool([]) is False
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_the_fork_server_is_set_to_leave_at_once(warm: bool) -> None:
+    """Its workers are its forks: they see what the server imported before forking them."""
+    names = ("mlopsctl.execute.server",)
+    assert json.loads(_python(SCRIPT.format(names=names, warm=warm))) == list(names)
+
+
+LEAVES = """
+import mlopsctl.execute.server
+
+class Heavy:
+    def __del__(self):
+        print("torn down", flush=True)
+
+heavy = Heavy()
+print("done", flush=True)
+"""
+
+
+def test_a_process_with_the_server_module_skips_the_interpreter_teardown() -> None:
+    """What kept `mlopsctl apply | tee` waiting ~0.3 s after apply had ended: the fork server's
+    teardown of the stages' libraries, with apply's stdout still open."""
+    assert _python(LEAVES.replace("import mlopsctl.execute.server", "")) == "done\ntorn down\n"
+    assert _python(LEAVES) == "done\n"
