@@ -48,7 +48,7 @@ from mlopsctl.execute.record import (
     recover_journal,
     recover_tags,
 )
-from mlopsctl.execute.schedule import run_in_order
+from mlopsctl.execute.schedule import concurrency, run_in_order
 from mlopsctl.execute.task import StageJob, StageResult, run_job, thread_cap
 from mlopsctl.fsutil import atomic_write
 from mlopsctl.plan import runcache
@@ -165,6 +165,12 @@ class Applier:
         self.recorded: list[str] = []  # dvc stage names to commit
         self.fingerprints: dict[str, str] = {}
         self.results: dict[str, StageResult] = {}
+        #: how many stages can run at once at most: what sizes each stage's share of the cores
+        self.parallel = concurrency(
+            [sp.id for sp in plan.stages if sp.action is Action.RUN],
+            self.graph.upstream,
+            executor.max_parallel,
+        )
 
     def run(self) -> list[Outcome]:
         plans = {sp.id: sp for sp in self.plan.stages}
@@ -227,7 +233,7 @@ class Applier:
             usecase=uc,
             n_jobs=_n_jobs(uc.infra.n_jobs),
             allowed_estimator_modules=self.project.config.allowed_estimator_modules,
-            threads=thread_cap(uc.infra.n_jobs, self.executor.max_parallel),
+            threads=thread_cap(uc.infra.n_jobs, self.parallel),
         )
         self.reporter.started(st.id, "run")
         return self.executor.submit(run_job, job)

@@ -58,3 +58,38 @@ def run_in_order(
             sid = running.pop(fut)
             complete(sid, fut)
             sorter.done(sid)
+
+
+def concurrency(ids: Sequence[str], upstream: Mapping[str, Sequence[str]], limit: int) -> int:
+    """At most how many stages of *ids* can ever run at once (capped at *limit*).
+
+    An upper bound: the size of a cover of *ids* by dependency paths (stages on one path run one
+    after another, so no more stages than paths run at once). Found greedily, longest path
+    first: one use case's built-in stages are one path (1), four independent use cases four.
+    What sizes each stage's threads (``thread_cap``): a lone chain under ``--jobs 2`` may use
+    every core, since nothing ever runs beside it.
+    """
+    remaining = set(ids)
+    order = list(
+        graphlib.TopologicalSorter(
+            {sid: [u for u in upstream[sid] if u in remaining] for sid in ids}
+        ).static_order()
+    )
+    paths = 0
+    while remaining and paths < limit:
+        length: dict[str, int] = {}
+        before: dict[str, str] = {}
+        for sid in order:
+            if sid not in remaining:
+                continue
+            ups = [u for u in upstream[sid] if u in remaining]
+            best = max(ups, key=length.__getitem__, default=None)
+            length[sid] = 1 + (length[best] if best is not None else 0)
+            if best is not None:
+                before[sid] = best
+        node: str | None = max(length, key=length.__getitem__)
+        while node is not None:
+            remaining.discard(node)
+            node = before.get(node)
+        paths += 1
+    return max(1, paths)

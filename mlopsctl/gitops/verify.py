@@ -273,6 +273,7 @@ class Verifier:
         self.outputs: dict[str, list[ObjectCheck]] = {sid: [] for sid in self.ids}
         self.recorded_json: dict[str, Any] = {}  # output path -> recorded JSON document
         self.runs: dict[str, _Run] = {}
+        self.parallel = 1  # how many stages can run at once (set by _schedule)
 
     # -- fetch --
 
@@ -360,8 +361,10 @@ class Verifier:
             executor.shutdown()
 
     def _schedule(self, executor: Any) -> None:
-        from mlopsctl.execute.schedule import run_in_order
+        from mlopsctl.execute.schedule import concurrency, run_in_order
 
+        # each stage's share of the cores: by how many stages can ever run at once
+        self.parallel = concurrency(self.ids, self.graph.upstream, executor.max_parallel)
         run_in_order(
             self.ids,
             self.graph.upstream,
@@ -387,7 +390,7 @@ class Verifier:
             usecase=uc,
             n_jobs=n_jobs,
             allowed_estimator_modules=self.project.config.allowed_estimator_modules,
-            threads=thread_cap(uc.infra.n_jobs, executor.max_parallel),
+            threads=thread_cap(uc.infra.n_jobs, self.parallel),
         )
         self.reporter.started(sid, "run")
         fut: Future[Any] = executor.submit(run_job, job)

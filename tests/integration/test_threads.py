@@ -1,7 +1,8 @@
 """infra.n_jobs means what it says: every stage runs with its thread pools capped.
 
-The cap is min(n_jobs, cores // parallel stages): apply --jobs 2 on a 2-core machine gives each
-stage 1 thread, --jobs 1 gives it n_jobs (at most every core).
+The cap is min(n_jobs, cores // stages that can run at once): apply --jobs 2 on a 2-core machine
+gives each stage 1 thread when two can run side by side, --jobs 1 (or a lone chain) gives it
+n_jobs (at most every core).
 """
 
 from __future__ import annotations
@@ -81,3 +82,11 @@ def test_apply_caps_each_stages_threads(tmp_path: Path) -> None:
             assert stage["status"] == "ran", stage
             assert stage["summary"]["threads"] == cap, (jobs, stage)
         assert (root / "threads.txt").read_text().split() == [str(cap)] * 3
+
+    # without the custom stage the use case is one chain: under --jobs 2 nothing ever runs beside
+    # a stage, so it may use every core (it got cores // 2 before)
+    spec.write_text(spec.read_text().replace(CUSTOM, "").replace("n_jobs: 2", "n_jobs: -1"))
+    proc = mlopsctl(root, "apply", "--jobs", "2", "--json", "--no-commit")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ran = {s["id"]: s for s in json.loads(proc.stdout)["stages"] if s["status"] == "ran"}
+    assert ran["breast-cancer/train"]["summary"]["threads"] == cores(), ran

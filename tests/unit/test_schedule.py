@@ -93,3 +93,64 @@ def test_an_exception_in_a_callback_propagates() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         run_in_order(IDS, UPSTREAM, 2, start, lambda s, f: None)
+
+
+# --- how many stages can ever run at once (what sizes each stage's threads) ------------------
+
+CHAIN = ["ingest", "validate", "split", "train", "evaluate", "gate"]
+
+
+def _chain(prefix: str, names: list[str] = CHAIN) -> dict[str, list[str]]:
+    ids = [f"{prefix}/{n}" for n in names]
+    return {sid: ([ids[i - 1]] if i else []) for i, sid in enumerate(ids)}
+
+
+def test_one_use_case_is_one_path_four_are_four() -> None:
+    from mlopsctl.execute.schedule import concurrency
+
+    one = _chain("a")
+    assert concurrency(list(one), one, 2) == 1  # a lone chain: nothing ever runs beside it
+    four = {k: v for p in "abcd" for k, v in _chain(p).items()}
+    assert concurrency(list(four), four, 2) == 2  # capped at the pool
+    assert concurrency(list(four), four, 8) == 4
+    # only the stages to run count: one use case's stages, another's up to date
+    assert concurrency([s for s in four if s.startswith("b/")], four, 8) == 1
+
+
+def test_a_side_branch_can_run_beside_the_chain() -> None:
+    from mlopsctl.execute.schedule import concurrency
+
+    graph = _chain("a")
+    graph["a/extract"] = []  # a custom stage with no upstream, before train
+    graph["a/train"] = ["a/split", "a/extract"]
+    assert concurrency(list(graph), graph, 8) == 2
+    graph["a/report"] = ["a/evaluate"]  # beside gate
+    assert concurrency(list(graph), graph, 8) == 3
+    assert concurrency([], graph, 8) == 1
+
+
+def test_the_bound_is_never_below_what_can_run_at_once() -> None:
+    """Any set of mutually independent stages lies on distinct paths of the cover."""
+    import itertools
+    import random
+
+    from mlopsctl.execute.schedule import concurrency
+
+    rng = random.Random(7)
+    for _ in range(200):
+        n = rng.randint(1, 9)
+        ids = [f"s{i}" for i in range(n)]
+        up = {s: [u for u in ids[:i] if rng.random() < 0.3] for i, s in enumerate(ids)}
+        reach = {s: set(up[s]) for s in ids}  # transitive upstream
+        for s in ids:
+            for u in list(up[s]):
+                reach[s] |= reach[u]
+        width = max(
+            len(group)
+            for k in range(1, n + 1)
+            for group in itertools.combinations(ids, k)
+            if all(
+                a not in reach[b] and b not in reach[a] for a, b in itertools.combinations(group, 2)
+            )
+        )
+        assert width <= concurrency(ids, up, n) <= n
