@@ -324,7 +324,9 @@ def bench_scale(b: Bench, sizes: Sequence[int]) -> dict[str, Any]:
     for n in [repos.BUILTIN_STAGES, *sorted(set(sizes))]:
         root = base_root if n == repos.BUILTIN_STAGES else chain_applied(b, n)
         plan, apply_ = Series(), Series()
-        reps = b.reps if n <= 200 else min(b.reps, 3)
+        # the short runs get more reps: at 6-50 stages an apply takes 3-5 s, most of it the
+        # built-in stages' imports, whose noise (+-0.5 s) would swamp 44 stages' marginal cost
+        reps = max(b.reps, 7) if n <= 50 else b.reps if n <= 200 else min(b.reps, 3)
         for i in range(reps):
             b.log(f"scale {n} stages: rep {i + 1}/{reps}")
             plan.add(b.timed([b.mlopsctl, "plan", "--detailed-exitcode"], root))
