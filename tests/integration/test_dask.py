@@ -286,19 +286,27 @@ def test_executor_local_overrides_the_spec(applied: Callable[[str], Path]) -> No
 GRID = ("learning_rate: [0.05, 0.1]", "learning_rate: [0.03, 0.05, 0.07, 0.1, 0.15, 0.2]")
 
 
-def _tuned_on_dask(applied: Callable[[str], Path], cluster: Any) -> Path:
-    """house-prices, applied, then with the widened grid and its stages on *cluster*."""
+def _tuned_on_dask(
+    applied: Callable[[str], Path], cluster: Any, storage: Path | None = None
+) -> Path:
+    """house-prices, applied, then with the widened grid and its stages on *cluster* (through
+    the fsspec URL of *storage* when given)."""
     root = applied("house-prices")
     edit(root / "usecases" / "house-prices.yaml", *GRID)
-    use_dask(root, "house-prices", cluster.scheduler.address)
+    if storage is None:
+        use_dask(root, "house-prices", cluster.scheduler.address)
+    else:
+        use_storage(root, "house-prices", cluster.scheduler.address, storage.as_uri())
     return root
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("via", ["shared-path", "storage"])
 def test_a_worker_killed_mid_stage_is_retried_and_nothing_half_lands(
-    cluster: Any, applied: Callable[[str], Path]
+    cluster: Any, applied: Callable[[str], Path], tmp_path: Path, via: str
 ) -> None:
-    root = _tuned_on_dask(applied, cluster)
+    storage = tmp_path / "staging" if via == "storage" else None
+    root = _tuned_on_dask(applied, cluster, storage)
     lock_before = (root / "dvc.lock").read_bytes()
 
     killed: list[str] = []
@@ -332,6 +340,10 @@ def test_a_worker_killed_mid_stage_is_retried_and_nothing_half_lands(
     assert_consistent(root)
     training = json.loads((root / "reports" / "house-prices" / "training.json").read_text())
     assert training["tuning"]["candidates"] == 6
+    if storage is not None:  # the model that landed is the one the (retried) worker uploaded
+        model = root / "artifacts" / "house-prices" / "model.skops"
+        assert _objects(storage)[md5(model)].read_bytes() == model.read_bytes()
+        assert not list((root / ".mlopsctl" / "tmp").glob("*"))
     # the cluster is whole again for the next test (the nanny restarted the killed worker)
     cluster.wait_for_workers(2, timeout=60)
 
