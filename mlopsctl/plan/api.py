@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlopsctl.compile.graph import Graph, compile_project
+from mlopsctl.errors import StateError
 from mlopsctl.plan.hashing import HashCache
 from mlopsctl.plan.model import Plan
 from mlopsctl.plan.planner import make_plan
@@ -30,6 +31,7 @@ def plan_directory(
     directory: Path, *, usecases: tuple[str, ...] = (), force: bool = False
 ) -> Planned:
     root = find_project_root(directory)
+    refuse_committed_local_state(root)
     # read-only from here to the plan: each repository path is resolved (symlinks followed,
     # checked to stay inside) once, not once per check that looks at it
     with resolved_once():
@@ -48,6 +50,48 @@ def plan_directory(
         ", ".join(hashes.hashed[:5]) + (" ..." if len(hashes.hashed) > 5 else ""),
     )
     return Planned(project, graph, state, plan)
+
+
+#: mlopsctl's local state: caches of this machine (parsed dvc.lock, file hashes, specs, the
+#: run-cache and its objects), locks, logs, staging; never versioned (apply adds it to .gitignore)
+LOCAL_STATE = ".mlopsctl"
+
+
+def refuse_committed_local_state(root: Path) -> None:
+    """Refuse a repository in which git tracks anything under ``.mlopsctl/``.
+
+    Its caches decide what plan and apply believe without re-reading (a run-cache entry makes
+    apply restore outputs instead of running the stage; its objects are what gets restored).
+    On a machine they are written by mlopsctl only; in a checkout, a pull request could have
+    committed made-up ones (``git add -f``). Checked only when the folder exists: a fresh CI
+    clone has none, unless a commit brought it (one ``git ls-files``, ~3 ms, otherwise).
+    """
+    import os
+
+    if not os.path.lexists(root / LOCAL_STATE):
+        return
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            ["git", "ls-files", "-z", "--", LOCAL_STATE],
+            cwd=root,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):  # no git: nothing can be committed
+        return
+    tracked = [p for p in proc.stdout.decode("utf-8", "replace").split("\0") if p]
+    if proc.returncode != 0 or not tracked:  # not a git repository, or nothing tracked
+        return
+    shown = ", ".join(tracked[:3]) + (f" and {len(tracked) - 3} more" if len(tracked) > 3 else "")
+    raise StateError(
+        f"git tracks mlopsctl's local state under {LOCAL_STATE}/ ({shown}): it holds this "
+        "machine's caches (the run-cache decides what apply restores instead of running), which "
+        "a commit could forge; remove it from git and commit: "
+        f"git rm -r --cached {LOCAL_STATE} && git commit -m 'Untrack {LOCAL_STATE}/'"
+    )
 
 
 def _debug(message: str, *args: object) -> None:

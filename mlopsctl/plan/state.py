@@ -12,6 +12,8 @@ from typing import Any
 
 from mlopsctl.errors import StateError
 from mlopsctl.fsutil import atomic_write
+from mlopsctl.spec.cache import stat_key
+from mlopsctl.spec.paths import UnsafePathError, inside_repo
 
 LOCK_FILE = "dvc.lock"
 LOCK_CACHE = ".mlopsctl/lock.json"
@@ -60,7 +62,7 @@ def read_state(root: Path) -> AppliedState:
         raise StateError(
             f"{LOCK_FILE} has git merge conflict markers (line {conflict}): {MERGE_REMEDY}"
         )
-    data = _parse(root, raw)
+    data = _parse(root, raw, stat_key(path))
     if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
         raise StateError(f"{LOCK_FILE} does not look like a DVC lock file: {REMEDY}")
     stages = {}
@@ -92,15 +94,23 @@ def _conflict_line(raw: bytes) -> int:
     return found[0] + 1 if min(found) >= 0 else 0
 
 
-def _parse(root: Path, raw: bytes) -> Any:
-    """dvc.lock as Python values; parsed from YAML once per content, then from a JSON copy."""
+def _parse(root: Path, raw: bytes, key: list[int] | None) -> Any:
+    """dvc.lock as Python values; parsed from YAML once per content, then from a JSON copy.
+
+    The copy is used only for the very file it was made from: the same bytes (md5) *and* the
+    same stat *key* (device, inode, size, mtime and ctime: a checkout makes a new file, whose
+    ctime no commit can predict). Bytes alone would trust a copy committed beside dvc.lock:
+    ``git add -f .mlopsctl/lock.json`` in a pull request, with the md5 of its dvc.lock and
+    made-up stages, would make plan and apply read a state that dvc.lock does not hold.
+    """
     digest = hashlib.md5(raw, usedforsecurity=False).hexdigest()
     cache = root / LOCK_CACHE
     try:
+        inside_repo(root, LOCK_CACHE)  # a committed `.mlopsctl` symlink is not followed
         cached = json.loads(cache.read_text("utf-8"))
-        if cached.get("md5") == digest:
+        if key is not None and cached.get("md5") == digest and cached.get("stat") == key:
             return cached["data"]
-    except (OSError, ValueError, AttributeError, KeyError):
+    except (OSError, ValueError, AttributeError, KeyError, UnsafePathError):
         pass
     import yaml  # only when dvc.lock changed since the last plan (its JSON copy is stale)
 
@@ -113,8 +123,10 @@ def _parse(root: Path, raw: bytes) -> Any:
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
         raise StateError(f"{LOCK_FILE} is not valid YAML{at}: {REMEDY}") from exc
     # a read-only checkout, or a value JSON cannot hold: parse again next time
-    with contextlib.suppress(OSError, TypeError, ValueError):
-        atomic_write(cache, json.dumps({"md5": digest, "data": data}), durable=False)
+    with contextlib.suppress(OSError, TypeError, ValueError, UnsafePathError):
+        inside_repo(root, LOCK_CACHE)
+        record = {"md5": digest, "stat": key, "data": data}
+        atomic_write(cache, json.dumps(record), durable=False)
     return data
 
 
