@@ -169,6 +169,7 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
         load_model(tmp_path / "m.skops", f"{__name__}.HouseRegression", (__name__,))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # unscaled data
 def test_a_scikit_learn_type_train_never_writes_is_refused(tmp_path: Path) -> None:
     """skops trusts every scikit-learn estimator by default; the loader does not (skops_io).
 
