@@ -313,7 +313,7 @@ def _write_lock(
 ) -> None:
     """dvc.lock with *stages* updated and *removed* dropped, written whole, then renamed.
 
-    *parsed*: dvc.lock's data as DVC's index read it and the file's stat then
+    *parsed*: dvc.lock's data as DVC read it when loading the stages, and the file's stat then
     (:func:`_parsed_lock`), used when the file is unchanged since, instead of parsing it a
     second time (ruamel: ~1.7 s at 1,000 stages). DVC's own dumper writes it, as before: a
     dvc.lock that DVC or mlopsctl wrote comes back byte for byte; a hand-written one is
