@@ -20,6 +20,7 @@ from mlopsctl import fault
 from mlopsctl.errors import StateError
 from mlopsctl.fsutil import atomic_write
 from mlopsctl.plan.state import REMEDY
+from mlopsctl.spec.cache import stat_key
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def record(
         raise StateError(f"dvc.lock is empty (an interrupted write?): {REMEDY}")
     with open_repo(root) as repo, repo.lock, _params_parsed_once(), _git_index_read_once(repo):
         updated, tracked = _record_sources(root, repo, sources)
-        lock_before = _stat_key(lock)  # the dvc.lock that loading the stages reads
+        lock_before = stat_key(lock)  # the dvc.lock that loading the stages reads
         pipeline = _pipeline_file(root, repo)
         stages = [s for s in pipeline.stages.values() if s.name in wanted] if pipeline else []
         missing = wanted - {s.name for s in stages}
@@ -169,14 +170,6 @@ def record(
     return Recorded(tuple(s.name for s in stages), tuple(removed), updated, tracked)
 
 
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 def _pipeline_file(root: Path, repo: Any) -> Any:
     """DVC's view of the root dvc.yaml (the one mlopsctl writes), or None when there is none.
 
@@ -191,8 +184,8 @@ def _pipeline_file(root: Path, repo: Any) -> Any:
 
 
 def _parsed_lock(
-    pipeline: Any, before: tuple[int, int, int] | None
-) -> tuple[tuple[int, int, int], dict[str, Any]] | None:
+    pipeline: Any, before: list[int] | None
+) -> tuple[list[int], dict[str, Any]] | None:
     """dvc.lock's data as loading *pipeline*'s stages parsed it, with the file's stat *before*
     that (the caller checks the file is unchanged since); None when it was not parsed."""
     data = getattr(pipeline, "__dict__", {}).get("lockfile_contents")
@@ -221,11 +214,7 @@ def _git_index_read_once(repo: Any) -> Iterator[None]:
     memo: dict[str, Any] = {}
 
     def is_tracked(path: str) -> bool:
-        try:
-            st = index.stat()
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except OSError:
-            key = None
+        key = stat_key(index)
         if memo.get("key") != key or "paths" not in memo:
             files = {p.decode("utf-8", "surrogateescape") for p in scm.dulwich.repo.open_index()}
             dirs = {str(parent) for f in files for parent in PurePosixPath(f).parents}
@@ -256,7 +245,7 @@ def _listed_or(is_ignored: Any) -> Any:
     ``/name`` and no negation (``!``) after it, the answer is yes whatever else it holds; any
     other case goes to dulwich. Each .gitignore is read again when its stat changes.
     """
-    files: dict[str, tuple[Any, dict[str, int], int]] = {}
+    files: dict[str, tuple[list[int], dict[str, int], int]] = {}
 
     def listed(path: Any) -> bool:
         text = os.fspath(path)
@@ -264,11 +253,9 @@ def _listed_or(is_ignored: Any) -> Any:
         if not name or text.endswith(os.sep) or _GLOB.intersection(name):
             return False
         gitignore = os.path.join(os.path.dirname(text), ".gitignore")
-        try:
-            st = os.stat(gitignore)
-        except OSError:
+        key = stat_key(Path(gitignore))  # None: missing, or not a regular file (a symlink)
+        if key is None:
             return False
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
         cached = files.get(gitignore)
         if cached is None or cached[0] != key:
             try:
@@ -357,7 +344,7 @@ def _write_lock(
     root: Path,
     stages: Sequence[Any],
     removed: Sequence[str],
-    parsed: tuple[tuple[int, int, int], dict[str, Any]] | None = None,
+    parsed: tuple[list[int], dict[str, Any]] | None = None,
 ) -> None:
     """dvc.lock with *stages* updated and *removed* dropped, written whole, then renamed.
 
@@ -372,7 +359,7 @@ def _write_lock(
 
     path = root / "dvc.lock"
     text = path.read_text("utf-8") if path.exists() else ""
-    if parsed is not None and text and parsed[0] == _stat_key(path):
+    if parsed is not None and text and parsed[0] == stat_key(path):
         data = dict(parsed[1])  # a copy: DVC's own stays as it read it
         data["stages"] = dict(data.get("stages") or {})
     else:

@@ -12,7 +12,7 @@ from mlopsctl.plan.hashing import HashCache
 from mlopsctl.plan.model import Plan
 from mlopsctl.plan.planner import make_plan
 from mlopsctl.plan.state import AppliedState, read_state
-from mlopsctl.spec.loader import find_project_root, load_project
+from mlopsctl.spec.loader import MLOPSCTL_DIR, find_project_root, load_project
 from mlopsctl.spec.model import Project
 from mlopsctl.spec.paths import resolved_once
 
@@ -52,11 +52,6 @@ def plan_directory(
     return Planned(project, graph, state, plan)
 
 
-#: mlopsctl's local state: caches of this machine (parsed dvc.lock, file hashes, specs, the
-#: run-cache and its objects), locks, logs, staging; never versioned (apply adds it to .gitignore)
-LOCAL_STATE = ".mlopsctl"
-
-
 def refuse_committed_local_state(root: Path) -> None:
     """Refuse a repository in which git tracks anything under ``.mlopsctl/``.
 
@@ -68,13 +63,13 @@ def refuse_committed_local_state(root: Path) -> None:
     """
     import os
 
-    if not os.path.lexists(root / LOCAL_STATE):
+    if not os.path.lexists(root / MLOPSCTL_DIR):
         return
     import subprocess
 
     try:
         proc = subprocess.run(
-            ["git", "ls-files", "-z", "--", LOCAL_STATE],
+            ["git", "ls-files", "-z", "--", MLOPSCTL_DIR],
             cwd=root,
             capture_output=True,
             timeout=60,
@@ -87,10 +82,10 @@ def refuse_committed_local_state(root: Path) -> None:
         return
     shown = ", ".join(tracked[:3]) + (f" and {len(tracked) - 3} more" if len(tracked) > 3 else "")
     raise StateError(
-        f"git tracks mlopsctl's local state under {LOCAL_STATE}/ ({shown}): it holds this "
+        f"git tracks mlopsctl's local state under {MLOPSCTL_DIR}/ ({shown}): it holds this "
         "machine's caches (the run-cache decides what apply restores instead of running), which "
         "a commit could forge; remove it from git and commit: "
-        f"git rm -r --cached {LOCAL_STATE} && git commit -m 'Untrack {LOCAL_STATE}/'"
+        f"git rm -r --cached {MLOPSCTL_DIR} && git commit -m 'Untrack {MLOPSCTL_DIR}/'"
     )
 
 

@@ -11,6 +11,7 @@ from mlopsctl import fault
 from mlopsctl.errors import StateError
 from mlopsctl.integrations import dvc as dvc_int
 from mlopsctl.plan.state import read_state
+from mlopsctl.spec.cache import stat_key
 
 from .conftest import dvc
 
@@ -191,7 +192,7 @@ def test_recording_reads_the_lock_once_and_keeps_the_other_entries_byte_for_byte
 
 def test_a_lock_changed_after_loading_is_read_again(repo: Path) -> None:
     """The data loading parsed is used only while dvc.lock is the file it parsed."""
-    stale = (dvc_int._stat_key(repo / "dvc.lock"), {"schema": "2.0", "stages": {"zzz": {}}})
+    stale = (stat_key(repo / "dvc.lock"), {"schema": "2.0", "stages": {"zzz": {}}})
     (repo / "dvc.lock").write_text(LOCK.replace("echo b > b.txt", "echo B > b.txt"))
     dvc_int._write_lock(repo, [], ["a"], stale)  # type: ignore[arg-type]
     text = (repo / "dvc.lock").read_text()
