@@ -32,7 +32,9 @@ def stage_entry(st: Stage) -> dict[str, Any]:
         entry["deps"] = list(st.deps)
     if st.params:
         entry["params"] = [{st.params_file: list(st.params)}]
-    outs: list[Any] = list(st.outs)
+    # the use case's own remote: `dvc push` and `dvc pull` send its artifacts there, and a push
+    # to another remote leaves them out (DVC's per-output `remote:`)
+    outs: list[Any] = [{p: {"remote": st.remote}} for p in st.outs] if st.remote else list(st.outs)
     outs.extend({p: {"cache": False}} for p in st.reports)
     if outs:
         entry["outs"] = outs

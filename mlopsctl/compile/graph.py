@@ -10,7 +10,7 @@ from __future__ import annotations
 import graphlib
 import posixpath
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlopsctl.compile.environment import environment
@@ -51,6 +51,7 @@ class Stage:
     env: Mapping[str, str] = field(default_factory=dict)  # library versions it depends on
     env_vars: tuple[str, ...] = ()  # ${env:NAME} a custom cmd reads: must be set when it runs
     note: str = ""  # shown after the plan's reasons, e.g. the deploy target "rest 127.0.0.1:8080"
+    remote: str = ""  # the use case's own DVC remote (infra.remote), "" for the project's
 
     @property
     def id(self) -> str:
@@ -110,7 +111,8 @@ class GraphError(MlopsctlError):
 def compile_project(project: Project) -> Graph:
     stages: list[Stage] = []
     for ucf in project.usecases:
-        stages.extend(compile_usecase(ucf))
+        remote = project.own_remote(ucf.name) or ""
+        stages.extend(replace(st, remote=remote) for st in compile_usecase(ucf))
     return link(stages)
 
 

@@ -104,6 +104,7 @@ def preflight(
 
     _clean_staging(root)
     planned = plan_directory(root, usecases=usecases, force=force)
+    require_own_remotes(root, planned.project)
     recovered = recover_journal(root, planned, reporter)
     if recovered:
         write_dvc_yaml(root, planned.graph)
@@ -133,6 +134,24 @@ def preflight(
     git.ensure_ignored(root, ".mlopsctl/", "mlopsctl local cache and locks")
     wrote = write_dvc_yaml(root, planned.graph)
     return Context(root, planned, plan, do_commit, spec_files, recovered, wrote)
+
+
+def require_own_remotes(root: Path, project: Project) -> None:
+    """Refuse, before anything runs, a use case's ``infra.remote`` that DVC does not know: dvc.yaml
+    names it on the use case's outputs, and DVC then refuses every push, pull and remote status
+    of the repository, the other use cases' too."""
+    own = project.own_remotes()
+    if not own:
+        return
+    from mlopsctl.integrations import dvc
+
+    for remote, names in own.items():
+        if dvc.remote_configured(root, remote) != remote:
+            raise MlopsctlError(
+                f"DVC remote '{remote}' (infra.remote of {', '.join(names)}) is not configured: "
+                f"add it with `dvc remote add {remote} URL`, or remove infra.remote (DVC refuses "
+                "every push and pull while an output names a remote it does not know)"
+            )
 
 
 def _clean_staging(root: Path) -> None:

@@ -91,6 +91,7 @@ def finalize(
     names: list[str],
     removed: tuple[str, ...] = (),
     sources: tuple[str, ...] = (),
+    source_remotes: dict[str, str] | None = None,
 ) -> RecordedState:
     """Record stages and sources with DVC and fill the run-cache.
 
@@ -101,7 +102,9 @@ def finalize(
     from mlopsctl.interrupts import deferred
 
     with deferred():  # a SIGINT/SIGTERM waits until dvc.lock, the cache and run-cache agree
-        rec = dvc.record(root, names, removed=removed, sources=sources)
+        rec = dvc.record(
+            root, names, removed=removed, sources=sources, source_remotes=source_remotes
+        )
         fault.point("recorded")
         for e in read_journal(root):
             if e.get("fp") and e.get("stage") in names:
@@ -113,7 +116,7 @@ def record(ctx: Context, recorded: list[str], reporter: Reporter) -> RecordedSta
     """Step 3: the stages that completed, the removed stages and every data source."""
     removed = tuple(sp.dvc_name for sp in ctx.plan.by_action(Action.REMOVE))
     sources = tuple(data_sources(ctx.planned.project, ctx.planned.graph))
-    rec = finalize(ctx.root, recorded, removed, sources)
+    rec = finalize(ctx.root, recorded, removed, sources, ctx.planned.project.source_remotes())
     for rel in rec.sources_updated:
         reporter.info(f"recorded the new {rel} in {rel}.dvc")
     for rel in rec.sources_tracked:
@@ -122,6 +125,43 @@ def record(ctx: Context, recorded: list[str], reporter: Reporter) -> RecordedSta
 
 
 # --- 4. publish ----------------------------------------------------------------------------
+
+
+def _push_failed(ctx: Context, exc: StateError) -> str:
+    """The error of a failed push: what was kept, and that the next apply pushes again."""
+    kept = "recorded and committed" if ctx.do_commit else "recorded"
+    return f"{exc.message}: everything is {kept}; the next apply pushes again"
+
+
+def _push_own_remotes(
+    ctx: Context, rec: RecordedState, result: ApplyResult, pushed_to: str | None, reporter: Reporter
+) -> str | None:
+    """Push the artifacts of use cases with their own ``infra.remote`` there; a push error or
+    None. The push to the project's remote left them out (their outputs name their remote)."""
+    from mlopsctl.execute.remote import own_remote_targets
+    from mlopsctl.integrations import dvc
+
+    recorded = set(rec.stages)
+    for remote, (usecases, targets) in own_remote_targets(ctx.planned, recorded).items():
+        if remote == pushed_to or not targets:
+            continue
+        whose = f"infra.remote of {', '.join(usecases)}"
+        if dvc.remote_configured(ctx.root, remote) != remote:
+            reporter.warn(
+                f"DVC remote '{remote}' ({whose}) is not configured; the artifacts of "
+                f"{', '.join(usecases)} were not pushed (configure it with "
+                f"`dvc remote add {remote} URL`)"
+            )
+            continue
+        try:
+            fault.point("push")
+            pushed = dvc.push(ctx.root, remote, targets)
+        except StateError as exc:
+            return _push_failed(ctx, exc)
+        result.pushed = (result.pushed or 0) + pushed
+        if pushed:
+            reporter.info(f"pushed {pushed} file(s) to DVC remote '{remote}' ({whose})")
+    return None
 
 
 def publish(
@@ -172,16 +212,13 @@ def publish(
             if result.pushed:
                 reporter.info(f"pushed {result.pushed} file(s) to DVC remote '{remote}'")
         except StateError as exc:
-            push_error = exc.message + (
-                ": everything is recorded and committed; the next apply pushes again"
-                if ctx.do_commit
-                else ": everything is recorded; the next apply pushes again"
-            )
+            push_error = _push_failed(ctx, exc)
     elif remote_name and (rec.stages or rec.sources_updated or rec.sources_tracked):
         reporter.warn(
             f"DVC remote '{remote_name}' is not configured; artifacts were not pushed "
             f"(configure it with `dvc remote add -d {remote_name} URL`)"
         )
+    push_error = push_error or _push_own_remotes(ctx, rec, result, remote, reporter)
     if ctx.do_commit:
         fault.point("commit")
         result.commit = git.commit(ctx.root, paths, message)

@@ -1,12 +1,40 @@
-"""What the DVC remote holds of the applied state, for `mlopsctl status`."""
+"""What the DVC remotes hold of the applied state, for `mlopsctl status`, and what goes where."""
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import replace
 
 from mlopsctl.errors import StateError
 from mlopsctl.plan.api import Planned
 from mlopsctl.plan.status import UseCaseStatus, usecase_status, with_push_state
+
+
+def own_remote_targets(
+    planned: Planned, recorded: set[str] | None = None
+) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """For each use case's own DVC remote (``infra.remote``, not the project's): the use cases
+    that name it, and the DVC targets of what they hold: each stage with cached outputs that
+    dvc.lock records (or that this apply *recorded*) as ``dvc.yaml:STAGE``, and each data
+    source's ``.dvc`` file (a source shared with use cases of other remotes goes to each)."""
+    root = planned.project.root
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for ucf in planned.project.usecases:
+        remote = planned.project.own_remote(ucf.name)
+        if remote is None:
+            continue
+        usecases, targets = out.setdefault(remote, ([], []))
+        usecases.append(ucf.name)
+        for st in planned.graph:
+            applied = planned.state.get(st.dvc_name) or st.dvc_name in (recorded or ())
+            if st.usecase == ucf.name and st.outs and applied:
+                targets.append(f"dvc.yaml:{st.dvc_name}")
+        for src in ucf.spec.data.sources.values():
+            if src.path is not None:
+                dvcfile = f"{posixpath.normpath(src.path)}.dvc"
+                if (root / dvcfile).is_file():
+                    targets.append(dvcfile)
+    return {r: (tuple(u), tuple(dict.fromkeys(t))) for r, (u, t) in out.items()}
 
 
 def push_state(planned: Planned) -> tuple[list[UseCaseStatus], str]:
@@ -25,11 +53,21 @@ def push_state(planned: Planned) -> tuple[list[UseCaseStatus], str]:
         if any(s.state != "never applied" for s in statuses):
             return statuses, "push state unknown: no DVC remote is configured"
         return statuses, ""
+    own = own_remote_targets(planned)
+    for name, (usecases, _targets) in own.items():
+        if dvc.remote_configured(root, name) != name:  # DVC would refuse every remote status
+            return statuses, (
+                f"push state unknown: DVC remote '{name}' (infra.remote of "
+                f"{', '.join(usecases)}) is not configured"
+            )
     try:
         missing = dvc.not_pushed(root, remote)
+        for name, (_usecases, targets) in own.items():
+            if name != remote and targets:
+                missing += dvc.not_pushed(root, name, targets)
     except StateError as exc:
         return statuses, f"push state unknown: {exc.message}"
-    return with_push_state(planned, statuses, missing), ""
+    return with_push_state(planned, statuses, sorted(set(missing))), ""
 
 
 def serving_state(planned: Planned, statuses: list[UseCaseStatus]) -> list[UseCaseStatus]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,11 @@ class ObjectCheck:
 class RemoteStore:
     """Objects fetched from the DVC remote into a local folder, each checked against its name."""
 
-    def __init__(self, odb: Any, name: str, folder: Path) -> None:
-        self.odb = odb
-        self.name = name
+    def __init__(self, odbs: Sequence[tuple[str, Any]], folder: Path) -> None:
+        """*odbs*: (name, object database) of each remote, asked in turn for an object (the
+        project's, then the use cases' own: objects are named by content, so any holds it)."""
+        self.odbs = list(odbs)
+        self.name = ", ".join(name for name, _ in self.odbs)
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self._seen: dict[str, tuple[str, str]] = {}  # md5 -> (state, actual)
@@ -59,18 +62,28 @@ class RemoteStore:
         return self._seen[md5]
 
     def _fetch(self, md5: str) -> tuple[str, str]:
+        found = ("missing", "")
+        for name, odb in self.odbs:
+            state, actual = self._fetch_from(name, odb, md5)
+            if state == "ok":
+                return state, actual
+            if state == "corrupt":
+                found = (state, actual)
+        return found
+
+    def _fetch_from(self, name: str, odb: Any, md5: str) -> tuple[str, str]:
         from mlopsctl.plan.hashing import file_md5
 
-        rpath = self.odb.oid_to_path(md5)
+        rpath = odb.oid_to_path(md5)
         dest = self.local(md5)
         try:
-            if not self.odb.fs.exists(rpath):
+            if not odb.fs.exists(rpath):
                 return "missing", ""
-            self.odb.fs.get_file(rpath, os.fspath(dest))
+            odb.fs.get_file(rpath, os.fspath(dest))
         except FileNotFoundError:
             return "missing", ""
         except Exception as exc:  # the remote's file system: network, permissions
-            raise StateError(f"cannot read DVC remote '{self.name}': {_one_line(exc)}") from exc
+            raise StateError(f"cannot read DVC remote '{name}': {_one_line(exc)}") from exc
         actual = file_md5(dest)
         expected = md5.removesuffix(".dir")
         if actual != expected:
@@ -128,8 +141,14 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def open_remote(real_root: Path, wanted: str | None, folder: Path) -> RemoteStore:
-    """The DVC remote of the real repository (config and config.local), opened for reading."""
+def open_remote(
+    real_root: Path,
+    wanted: str | None,
+    folder: Path,
+    own: Mapping[str, Sequence[str]] | None = None,
+) -> RemoteStore:
+    """The DVC remote of the real repository (config and config.local), and the use cases' own
+    remotes *own* (name -> the use cases naming it), opened for reading."""
     from mlopsctl.integrations import dvc
 
     name = dvc.remote_configured(real_root, wanted)
@@ -138,17 +157,32 @@ def open_remote(real_root: Path, wanted: str | None, folder: Path) -> RemoteStor
             "no DVC remote is configured: verify fetches REV's data and artifacts from it "
             "(add one with `dvc remote add -d NAME URL`)"
         )
+    names = [name]
+    for remote, usecases in (own or {}).items():
+        if dvc.remote_configured(real_root, remote) != remote:
+            raise StateError(
+                f"DVC remote '{remote}' (infra.remote of {', '.join(usecases)}) is not "
+                f"configured: verify fetches their data and artifacts from it (add it with "
+                f"`dvc remote add {remote} URL`)"
+            )
+        if remote not in names:
+            names.append(remote)
+    odbs = []
     with dvc.open_repo(real_root) as repo:
-        try:
-            odb = repo.cloud.get_remote_odb(name, "verify")
-        except Exception as exc:  # a remote DVC cannot open (bad URL, missing plugin)
-            raise StateError(f"cannot open DVC remote '{name}': {_one_line(exc)}") from exc
-        url = repo.config["remote"][name].get("url", "")
-    if getattr(odb.fs, "protocol", "") in ("local", "file") and not os.path.isdir(odb.path):
-        raise StateError(
-            f"DVC remote '{name}' ({url}) cannot be reached: {odb.path} is not a directory"
-        )
-    return RemoteStore(odb, name, folder)
+        for remote in names:
+            try:
+                odb = repo.cloud.get_remote_odb(remote, "verify")
+            except Exception as exc:  # a remote DVC cannot open (bad URL, missing plugin)
+                raise StateError(f"cannot open DVC remote '{remote}': {_one_line(exc)}") from exc
+            url = repo.config["remote"][remote].get("url", "")
+            local = getattr(odb.fs, "protocol", "") in ("local", "file")
+            if local and not os.path.isdir(odb.path):
+                raise StateError(
+                    f"DVC remote '{remote}' ({url}) cannot be reached: {odb.path} is not a "
+                    "directory"
+                )
+            odbs.append((remote, odb))
+    return RemoteStore(odbs, folder)
 
 
 def tracked_sources(root: Path) -> dict[str, str]:

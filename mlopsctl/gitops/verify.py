@@ -605,7 +605,13 @@ def verify_directory(
         state = read_state(sroot)
         if not any(state.get(st.dvc_name) for st in graph):
             raise StateError(f"{rev} ({commit[:10]}) records no stage in {lock_path}")
-        store = open_remote(root, project.config.remote, tree.parent / "objects")
+        verified = set(graph.usecases())
+        own = {
+            remote: [name for name in names if name in verified]
+            for remote, names in project.own_remotes().items()
+            if verified.intersection(names)
+        }
+        store = open_remote(root, project.config.remote, tree.parent / "objects", own)
         verifier = Verifier(project, graph, state, store, tolerance, reporter)
         result = VerifyResult(rev, commit, store.name, tolerance)
         result.not_recorded = [sid for sid in graph.order if sid not in verifier.locked]

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -138,6 +138,7 @@ def record(
     *,
     removed: Sequence[str] = (),
     sources: Sequence[str] = (),
+    source_remotes: Mapping[str, str] | None = None,
 ) -> Recorded:
     """Record stages and data sources with DVC: cache their outputs, update dvc.lock and .dvc.
 
@@ -145,13 +146,15 @@ def record(
     every ``.dvc`` file are written whole to a temporary file and renamed into place: DVC itself
     truncates and rewrites them, and a kill in that window leaves an empty dvc.lock. dvc.lock is
     written once for all stages (DVC's own commit of N targets rewrites it N times).
+    *source_remotes*: the DVC remote each source's ``.dvc`` file names (path -> remote; the
+    others name none, DVC's default).
     """
     wanted = set(stage_names)
     lock = root / "dvc.lock"
     if lock.exists() and not lock.read_text("utf-8").strip():
         raise StateError(f"dvc.lock is empty (an interrupted write?): {REMEDY}")
     with open_repo(root) as repo, repo.lock, _params_parsed_once(), _git_index_read_once(repo):
-        updated, tracked = _record_sources(root, repo, sources)
+        updated, tracked = _record_sources(root, repo, sources, source_remotes or {})
         lock_before = stat_key(lock)  # the dvc.lock that loading the stages reads
         pipeline = _pipeline_file(root, repo)
         stages = [s for s in pipeline.stages.values() if s.name in wanted] if pipeline else []
@@ -305,12 +308,13 @@ def _params_parsed_once() -> Iterator[None]:
 
 
 def _record_sources(
-    root: Path, repo: Any, sources: Sequence[str]
+    root: Path, repo: Any, sources: Sequence[str], remotes: Mapping[str, str]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Cache every changed DVC-tracked source and rewrite its .dvc; track untracked ones."""
-    from dvc.stage import serialize
-    from dvc.utils.serialize import dumps_yaml
+    """Cache every changed DVC-tracked source and rewrite its .dvc; track untracked ones.
 
+    Each ``.dvc`` file names the remote *remotes* gives its source (none when absent): a
+    ``.dvc`` whose remote changed is rewritten too, with the same data.
+    """
     updated: list[str] = []
     new: list[str] = []
     for rel in dict.fromkeys(sources):
@@ -320,16 +324,33 @@ def _record_sources(
                 new.append(rel)
             continue
         stage = repo.stage.load_one(os.fspath(dvcfile))
-        if not stage.changed_outs(allow_missing=False):
+        changed = bool(stage.changed_outs(allow_missing=False))
+        moved = any((out.remote or None) != remotes.get(rel) for out in stage.outs)
+        if not (changed or moved):
             continue
-        stage.save()
-        stage.commit(relink=False)
-        fault.point("source-write")
-        atomic_write(dvcfile, dumps_yaml(serialize.to_single_stage_file(stage)))
-        updated.append(rel)
+        if changed:
+            stage.save()
+            stage.commit(relink=False)
+            updated.append(rel)
+        _write_source_file(dvcfile, stage, remotes.get(rel))
     if new:
         repo.add([os.fspath(root / p) for p in new])
+        for rel in new:
+            if remotes.get(rel):
+                dvcfile = root / f"{rel}.dvc"
+                _write_source_file(dvcfile, repo.stage.load_one(os.fspath(dvcfile)), remotes[rel])
     return tuple(updated), tuple(new)
+
+
+def _write_source_file(dvcfile: Path, stage: Any, remote: str | None) -> None:
+    """A source's ``.dvc`` file, naming *remote* (or no remote), written whole then renamed."""
+    from dvc.stage import serialize
+    from dvc.utils.serialize import dumps_yaml
+
+    for out in stage.outs:
+        out.remote = remote
+    fault.point("source-write")
+    atomic_write(dvcfile, dumps_yaml(serialize.to_single_stage_file(stage)))
 
 
 def _git_tracked(repo: Any, rel: str) -> bool:
@@ -375,8 +396,9 @@ def _write_lock(
     atomic_write(path, dumps_yaml(data))
 
 
-def push(root: Path, remote: str) -> int:
-    """``dvc push -r REMOTE`` of everything dvc.lock and the .dvc files name.
+def push(root: Path, remote: str, targets: Sequence[str] | None = None) -> int:
+    """``dvc push -r REMOTE [TARGET...]``: of everything dvc.lock and the .dvc files name, or of
+    *targets* (``dvc.yaml:STAGE``, ``PATH.dvc``). Outputs that name another remote are left out.
 
     Returns the number of files transferred (0 when the remote already held them all); a failed
     or partial push is a :class:`StateError` carrying DVC's message in one line.
@@ -384,18 +406,21 @@ def push(root: Path, remote: str) -> int:
     start = time.perf_counter()
     with open_repo(root) as repo:
         try:
-            result = repo.push(remote=remote)
+            result = repo.push(targets=list(targets) if targets else None, remote=remote)
         except Exception as exc:  # DvcException, or an OSError from the remote's file system
             raise StateError(f"push to DVC remote '{remote}' failed: {_one_line(exc)}") from exc
     log.debug("dvc push to '%s': %s file(s) in %.2fs", remote, result, time.perf_counter() - start)
     return int(result or 0)
 
 
-def not_pushed(root: Path, remote: str) -> list[str]:
-    """Tracked outputs (of dvc.lock and the .dvc files) whose objects the remote lacks."""
+def not_pushed(root: Path, remote: str, targets: Sequence[str] | None = None) -> list[str]:
+    """Tracked outputs (of dvc.lock and the .dvc files, or of *targets*) whose objects the
+    remote lacks; outputs that name another remote are not asked about."""
     with open_repo(root) as repo:
         try:
-            status = repo.status(cloud=True, remote=remote)
+            status = repo.status(
+                targets=list(targets) if targets else None, cloud=True, remote=remote
+            )
         except Exception as exc:  # DvcException, or an OSError from the remote's file system
             raise StateError(f"cannot read DVC remote '{remote}': {_one_line(exc)}") from exc
     return sorted(k for k, v in status.items() if v in ("new", "missing"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import posixpath
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -338,6 +339,41 @@ class Project:
             if uc.name == name:
                 return uc
         raise KeyError(name)
+
+    def own_remote(self, name: str) -> str | None:
+        """The DVC remote use case *name* pushes to when it is not the project's: its
+        ``infra.remote`` (or the defaults'), None when that is unset or the project's own."""
+        remote = self.usecase(name).spec.infra.remote
+        return remote if remote and remote != self.config.remote else None
+
+    def own_remotes(self) -> dict[str, list[str]]:
+        """Each use-case-own DVC remote (see :meth:`own_remote`) -> the use cases naming it."""
+        out: dict[str, list[str]] = {}
+        for ucf in self.usecases:
+            remote = self.own_remote(ucf.name)
+            if remote is not None:
+                out.setdefault(remote, []).append(ucf.name)
+        return out
+
+    def source_remotes(self) -> dict[str, str]:
+        """The data sources whose every user has the same own remote: path -> that remote.
+
+        A source's ``.dvc`` file names one remote (DVC's per-output ``remote:``); a source that
+        use cases of different remotes share names none, goes to the project's remote, and is
+        also pushed to each user's own remote.
+        """
+        users: dict[str, set[str | None]] = {}
+        for ucf in self.usecases:
+            for src in ucf.spec.data.sources.values():
+                if src.path is not None:
+                    path = posixpath.normpath(src.path)
+                    users.setdefault(path, set()).add(self.own_remote(ucf.name))
+        out = {}
+        for path, remotes in users.items():
+            only = next(iter(remotes)) if len(remotes) == 1 else None
+            if only is not None:
+                out[path] = only
+        return out
 
     def require_usecases(self, names: Iterable[str]) -> None:
         """Raise one clear error for the first of *names* (a -u selection) the project lacks."""

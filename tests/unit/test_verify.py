@@ -241,7 +241,7 @@ def _store(tmp_path: Path, objects: dict[str, bytes]) -> Any:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     odb = LocalHashFileDB(LocalFileSystem(), str(remote))
-    return RemoteStore(odb, "storage", tmp_path / "fetched"), names, remote
+    return RemoteStore([("storage", odb)], tmp_path / "fetched"), names, remote
 
 
 def test_the_store_tells_ok_missing_and_corrupt_objects_apart(tmp_path: Path) -> None:

@@ -1,0 +1,72 @@
+"""Which DVC remote each use case's outputs and data sources name in dvc.yaml and .dvc files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from mlopsctl.compile import dvcyaml
+from mlopsctl.compile.graph import compile_project
+from mlopsctl.spec.loader import load_project
+
+ROOT = Path(__file__).resolve().parents[2]
+HOUSES = ROOT / "examples" / "house-prices"
+
+
+def _project(tmp_path: Path, remotes: dict[str, str | None], project_remote: str | None) -> Path:
+    """house-prices copied once per use case name in *remotes* (name -> its infra.remote), the
+    copies named ``a``, ``b``...: ``a`` and ``b`` share data/houses.csv, others read their own."""
+    root = tmp_path / "p"
+    shutil.copytree(HOUSES, root)
+    text = (root / "usecases" / "house-prices.yaml").read_text("utf-8")
+    (root / "usecases" / "house-prices.yaml").unlink()
+    for name, remote in remotes.items():
+        uc = text.replace("  name: house-prices\n", f"  name: {name}\n", 1)
+        if name not in ("a", "b"):
+            shutil.copy(root / "data" / "houses.csv", root / "data" / f"{name}.csv")
+            uc = uc.replace("path: data/houses.csv", f"path: data/{name}.csv", 1)
+        if remote is not None:
+            uc = uc.replace("  executor: local\n", f"  executor: local\n  remote: {remote}\n", 1)
+        (root / "usecases" / f"{name}.yaml").write_text(uc, "utf-8")
+    if project_remote is not None:
+        config = root / "mlopsctl.yaml"
+        config.write_text(
+            config.read_text("utf-8").replace(
+                "# remote: storage ", f"remote: {project_remote} ", 1
+            ),
+            "utf-8",
+        )
+    return root
+
+
+def test_own_remote_is_a_use_cases_remote_unless_it_is_the_projects(tmp_path: Path) -> None:
+    root = _project(tmp_path, {"a": "vault", "b": "storage", "c": None}, "storage")
+    project = load_project(root)
+    assert project.config.remote == "storage"
+    assert [project.own_remote(n) for n in "abc"] == ["vault", None, None]
+    assert project.own_remotes() == {"vault": ["a"]}
+
+
+def test_a_source_names_a_remote_only_when_all_its_users_share_it(tmp_path: Path) -> None:
+    # a and b share data/houses.csv: a names vault, b the default -> the file names none
+    project = load_project(_project(tmp_path, {"a": "vault", "b": None, "c": "vault"}, None))
+    assert project.source_remotes() == {"data/c.csv": "vault"}
+
+
+def test_shared_source_of_one_remote_names_it(tmp_path: Path) -> None:
+    project = load_project(_project(tmp_path, {"a": "vault", "b": "vault", "d": "x"}, None))
+    assert project.source_remotes() == {"data/houses.csv": "vault", "data/d.csv": "x"}
+
+
+def test_dvc_yaml_names_the_remote_on_cached_outputs_only(tmp_path: Path) -> None:
+    project = load_project(_project(tmp_path, {"a": "vault", "c": None}, None))
+    stages = yaml.safe_load(dvcyaml.render(compile_project(project)))["stages"]
+    for name, entry in stages.items():
+        for out in entry.get("outs", []):
+            path, flags = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+            cached = flags.get("cache", True)
+            want = "vault" if name.startswith("a_") and cached else None
+            assert flags.get("remote") == want, (name, path)
+    assert any("remote" in str(entry) for name, entry in stages.items() if name == "a_train")
