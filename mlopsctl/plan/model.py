@@ -153,12 +153,41 @@ class SourcePlan:
 
 
 @dataclass(frozen=True)
+class RemotePlan:
+    """A use case whose DVC-cached outputs and data go to another DVC remote (``infra.remote``)
+    than the one dvc.yaml names now: apply names it there, pushes, and commits; nothing runs."""
+
+    usecase: str
+    old: str  # the remote dvc.yaml names on its outputs now; "" = the project's
+    new: str  # the remote its spec names; "" = the project's
+
+    @property
+    def message(self) -> str:
+        def remote(name: str) -> str:
+            return f"DVC remote '{name}'" if name else "the project's DVC remote"
+
+        return (
+            f"{self.usecase}: artifacts and data go to {remote(self.new)}, not "
+            f"{remote(self.old)}: apply names it in dvc.yaml and the .dvc files, pushes them "
+            "there and commits (no stage runs for this)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"usecase": self.usecase, "old": self.old, "new": self.new}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RemotePlan:
+        return cls(str(d["usecase"]), str(d["old"]), str(d["new"]))
+
+
+@dataclass(frozen=True)
 class Plan:
     """Every stage's plan in dependency order, and the data sources apply will record."""
 
     stages: tuple[StagePlan, ...]
     inputs: PlanInputs
     sources: tuple[SourcePlan, ...] = ()  # tracked data sources to record (their .dvc files)
+    remotes: tuple[RemotePlan, ...] = ()  # use cases whose artifacts move to another remote
 
     def by_action(self, action: Action) -> tuple[StagePlan, ...]:
         return tuple(s for s in self.stages if s.action is action)
@@ -171,7 +200,12 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.to_apply) or bool(self.by_action(Action.BLOCKED)) or bool(self.sources)
+        return (
+            bool(self.to_apply)
+            or bool(self.by_action(Action.BLOCKED))
+            or bool(self.sources)
+            or bool(self.remotes)
+        )
 
     def counts(self) -> dict[str, int]:
         return {a.value: len(self.by_action(a)) for a in Action}
@@ -194,6 +228,8 @@ class Plan:
             "sources": [s.to_dict() for s in self.sources],
             "inputs": self.inputs.to_dict(),
         }
+        if self.remotes:  # only then: the ids of plans without any stay what they were
+            d["remotes"] = [r.to_dict() for r in self.remotes]
         if include_id:
             d["plan_id"] = self.id
         return d
@@ -219,4 +255,10 @@ class Plan:
             for s in d["stages"]
         )
         sources = tuple(SourcePlan.from_dict(x) for x in d.get("sources", ()))
-        return cls(stages=stages, inputs=PlanInputs.from_dict(d["inputs"]), sources=sources)
+        remotes = tuple(RemotePlan.from_dict(x) for x in d.get("remotes", ()))
+        return cls(
+            stages=stages,
+            inputs=PlanInputs.from_dict(d["inputs"]),
+            sources=sources,
+            remotes=remotes,
+        )

@@ -8,6 +8,7 @@ scikit-learn, DVC or the user's estimator, and never runs user code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 from collections.abc import Mapping
@@ -20,7 +21,15 @@ from mlopsctl.compile.graph import Graph, Stage, get_key
 from mlopsctl.compile.layout import MONITORING_BREACH, UseCasePaths
 from mlopsctl.plan import runcache
 from mlopsctl.plan.hashing import HashCache
-from mlopsctl.plan.model import Action, Plan, PlanInputs, Reason, SourcePlan, StagePlan
+from mlopsctl.plan.model import (
+    Action,
+    Plan,
+    PlanInputs,
+    Reason,
+    RemotePlan,
+    SourcePlan,
+    StagePlan,
+)
 from mlopsctl.plan.monitoring import pending_retrain
 from mlopsctl.plan.state import AppliedState, LockedStage
 from mlopsctl.spec.model import Project
@@ -62,6 +71,7 @@ def make_plan(
         stages=tuple(ctx.plans[i] for i in graph.order) + tuple(removed),
         inputs=inputs,
         sources=sources,
+        remotes=moved_remotes(project, graph, state),
     )
 
 
@@ -325,6 +335,97 @@ def _changed_sources(
         if recorded is not None and now is not None and recorded != now:
             out.append(SourcePlan(path, recorded, now))
     return tuple(out)
+
+
+#: dvc.yaml larger than this is not read for its remotes (mlopsctl writes ~160 bytes a stage)
+_MAX_DVC_YAML = 64 << 20
+
+
+def moved_remotes(project: Project, graph: Graph, state: AppliedState) -> tuple[RemotePlan, ...]:
+    """The use cases of *graph* whose DVC-cached outputs dvc.yaml names another remote than
+    their spec does (``infra.remote``): apply rewrites dvc.yaml and their ``.dvc`` files and
+    pushes there, with no stage to run, so the plan must say so."""
+    wanted = {name: project.own_remote(name) or "" for name in graph.usecases()}
+    named = _named_remotes(project.root, graph)
+    if named is None:  # dvc.yaml names no remote: each applied use case is on the project's
+        applied = {st.usecase for st in graph if state.get(st.dvc_name) is not None}
+        named = {name: [""] for name in applied}
+    return tuple(
+        RemotePlan(name, ", ".join(named[name]), wanted[name])
+        for name in wanted
+        if name in named and named[name] != [wanted[name]]
+    )
+
+
+#: what dvc.yaml names, per use case, with the stat of the file it was read from
+_REMOTES_CACHE = ".mlopsctl/dvcyaml-remotes.json"
+#: dvc.yaml larger than this is not read for its remotes (mlopsctl writes ~160 bytes a stage)
+_MAX_DVC_YAML = 64 << 20
+
+
+def _named_remotes(root: Path, graph: Graph) -> dict[str, list[str]] | None:
+    """Use case -> the remotes dvc.yaml names on its DVC-cached outputs ("" = none), for the
+    use cases dvc.yaml has; None when it names no remote at all (it is then not parsed).
+
+    Read once per version of the file (stat-keyed, like dvc.lock's copy); a dvc.yaml that is
+    not a regular file inside the repository is not read (apply replaces it whole)."""
+    import json
+    import stat
+
+    from mlopsctl.fsutil import atomic_write
+    from mlopsctl.spec.cache import stat_key
+    from mlopsctl.spec.paths import UnsafePathError, inside_repo
+
+    try:
+        path = inside_repo(root, "dvc.yaml")
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_DVC_YAML:
+            return {}
+        key = stat_key(path)
+        cache = inside_repo(root, _REMOTES_CACHE)
+        cached = json.loads(cache.read_text("utf-8")) if cache.is_file() else {}
+        if key is not None and cached.get("stat") == key:
+            found = cached["named"]
+            return None if found is None else {str(k): list(v) for k, v in found.items()}
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, UnsafePathError):
+        return {}
+    named = _parse_named_remotes(raw, graph) if b"remote:" in raw else None
+    with contextlib.suppress(OSError, TypeError, ValueError, UnsafePathError):
+        inside_repo(root, _REMOTES_CACHE)
+        atomic_write(
+            root / _REMOTES_CACHE, json.dumps({"stat": key, "named": named}), durable=False
+        )
+    return named
+
+
+def _parse_named_remotes(raw: bytes, graph: Graph) -> dict[str, list[str]]:
+    import yaml
+
+    from mlopsctl.spec.yaml12 import Loader
+
+    try:
+        data = yaml.load(raw, Loader=Loader)
+    except (yaml.YAMLError, ValueError):
+        return {}
+    stages = data.get("stages") if isinstance(data, dict) else None
+    if not isinstance(stages, dict):
+        return {}
+    named: dict[str, set[str]] = {}
+    for st in graph:
+        entry = stages.get(st.dvc_name)
+        outs = entry.get("outs") if isinstance(entry, dict) else None
+        for out in outs if isinstance(outs, list) else ():
+            one = isinstance(out, dict) and len(out) == 1
+            out_path, flags = next(iter(out.items())) if one else (out, {})
+            if not isinstance(out_path, str) or out_path not in st.cached_outs:
+                continue
+            flags = flags if isinstance(flags, dict) else {}
+            if flags.get("cache", True) is not False:
+                named.setdefault(st.usecase, set()).add(str(flags.get("remote") or ""))
+    return {name: sorted(remotes) for name, remotes in named.items()}
 
 
 def data_sources(project: Project, graph: Graph) -> list[str]:

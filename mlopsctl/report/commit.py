@@ -65,6 +65,11 @@ def commit_message(root: Path, planned: Any, facts: ApplyFacts) -> str:
         subject = "mlopsctl apply: " + ", ".join(touched)
     elif sources:
         subject = "mlopsctl apply: record data " + ", ".join(sources)
+    elif facts.plan.remotes:
+        moved = ", ".join(
+            f"{r.usecase} to {r.new or 'the project remote'}" for r in facts.plan.remotes
+        )
+        subject = f"mlopsctl apply: move {moved} {_IDLE_MARK}"
     elif facts.wrote_dvc_yaml:
         subject = f"mlopsctl apply: regenerate dvc.yaml {_IDLE_MARK}"
     else:
@@ -93,6 +98,7 @@ def commit_message(root: Path, planned: Any, facts: ApplyFacts) -> str:
     for rel in facts.sources_tracked:
         body.append(f"data: tracked {rel} with DVC")
         trailers.append(f"Mlopsctl-Source: {rel} md5:{hc.md5(rel) or 'missing'}")
+    body += [f"remote: {r.message}" for r in facts.plan.remotes]
     if not touched and not sources and facts.changed_files:
         body.append("files: " + ", ".join(facts.changed_files))
     hc.save()

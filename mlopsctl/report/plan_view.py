@@ -30,6 +30,9 @@ def summary_line(plan: Plan) -> str:
         parts.append(f"{c['restore']} to restore from cache")
     parts.append(f"{c['up-to-date']} up to date")
     parts.append(f"{c['remove']} to remove")
+    if plan.remotes:
+        n = len(plan.remotes)
+        parts.append(f"{n} use case{'s' * (n != 1)} to move to another DVC remote")
     if c["blocked"]:
         parts.append(f"{c['blocked']} blocked")
     return "Plan: " + ", ".join(parts) + "."
@@ -63,10 +66,11 @@ def text_lines(plan: Plan) -> list[tuple[str, str]]:
     """(style, text) lines; the style is a rich style name or ''."""
     lines: list[tuple[str, str]] = []
     changed = [s for s in plan.stages if s.action is not Action.SKIP]
-    if not changed:
+    if not changed and not plan.remotes:
         n = len(plan.stages)
         return [("green", f"No changes. Everything is up to date ({n} stage{'s' * (n != 1)}).")]
-    width = max(len(s.name) for s in changed)
+    lines += [("yellow", f"~ {r.message}") for r in plan.remotes]
+    width = max((len(s.name) for s in changed), default=0)
     for usecase, group in by_usecase(changed):
         lines.append(("bold", usecase + _runs_on(group)))
         for sp in group:
@@ -104,8 +108,12 @@ def render_markdown(plan: Plan, review: Review | None = None, graph: Graph | Non
     changed = [s for s in plan.stages if s.action is not Action.SKIP]
     out.append(f"**{summary_line(plan)}**")
     out.append("")
+    for r in plan.remotes:
+        out.append(f"- {_md_escape(r.message)}")
+    if plan.remotes:
+        out.append("")
     if not changed:
-        out.append("No changes. Everything is up to date.")
+        out.append("No stage changes." if plan.remotes else "No changes. Everything is up to date.")
     else:
         out.append("| use case | stage | action | why |")
         out.append("| --- | --- | --- | --- |")

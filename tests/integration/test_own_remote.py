@@ -53,13 +53,24 @@ def test_a_use_case_with_its_own_remote_pushes_there_and_only_there(
     edit(root / UC, "  executor: local\n", "  executor: local\n  remote: vault\n")
     git(root, "commit", "-q", "-am", "house-prices keeps its data and artifacts in vault")
 
-    # nothing of the pipeline changed: no stage runs, validate knows the remote
+    # no stage runs, but the plan says where the artifacts go (a reviewer must see it)
     assert "vault" not in mlopsctl(root, "validate").stderr
     plan = mlopsctl(root, "plan", "--detailed-exitcode")
-    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    moved = "house-prices: artifacts and data go to DVC remote 'vault', not the project's"
+    assert moved in plan.stdout
+    assert "1 use case to move to another DVC remote" in plan.stdout
+    planned = json.loads(mlopsctl(root, "plan", "--json").stdout)
+    assert planned["remotes"] == [{"usecase": "house-prices", "old": "", "new": "vault"}]
+    assert all(s["action"] == "up-to-date" for s in planned["stages"])
+    assert moved in mlopsctl(root, "plan", "--format", "markdown").stdout
 
     proc = mlopsctl(root, "apply", check=True)
     assert "pushed" in proc.stdout + proc.stderr and "'vault'" in proc.stdout + proc.stderr
+    subject = git(root, "log", "-1", "--format=%s").strip()
+    assert subject == "mlopsctl apply: move house-prices to vault (no stage ran)", subject
+    after = mlopsctl(root, "plan", "--detailed-exitcode")
+    assert after.returncode == 0, after.stdout + after.stderr
     # DVC's own files name the remote: plain `dvc push` / `dvc pull` use it too
     pipeline = yaml.safe_load((root / "dvc.yaml").read_text("utf-8"))
     train_outs = pipeline["stages"]["house-prices_train"]["outs"]

@@ -8,7 +8,10 @@ from pathlib import Path
 import yaml
 
 from mlopsctl.compile import dvcyaml
-from mlopsctl.compile.graph import compile_project
+from mlopsctl.compile.graph import Graph, compile_project
+from mlopsctl.plan.model import RemotePlan
+from mlopsctl.plan.planner import moved_remotes
+from mlopsctl.plan.state import AppliedState, LockedStage
 from mlopsctl.spec.loader import load_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +73,36 @@ def test_dvc_yaml_names_the_remote_on_cached_outputs_only(tmp_path: Path) -> Non
             want = "vault" if name.startswith("a_") and cached else None
             assert flags.get("remote") == want, (name, path)
     assert any("remote" in str(entry) for name, entry in stages.items() if name == "a_train")
+
+
+def _state(graph: Graph) -> AppliedState:
+    return AppliedState({st.dvc_name: LockedStage(st.dvc_name, st.cmd) for st in graph}, b"x")
+
+
+def test_plan_reports_a_move_from_what_dvc_yaml_names(tmp_path: Path) -> None:
+    before = load_project(_project(tmp_path / "1", {"a": None, "c": "x"}, None))
+    after = load_project(_project(tmp_path / "2", {"a": "vault", "c": "x"}, None))
+    graph = compile_project(after)
+    (after.root / "dvc.yaml").write_text(dvcyaml.render(compile_project(before)), "utf-8")
+    assert moved_remotes(after, graph, _state(graph)) == (RemotePlan("a", "", "vault"),)
+    # read once per version of dvc.yaml: the same answer from the stat-keyed copy
+    assert (after.root / ".mlopsctl" / "dvcyaml-remotes.json").is_file()
+    assert moved_remotes(after, graph, _state(graph)) == (RemotePlan("a", "", "vault"),)
+    # written by apply: nothing left to move; a use case never applied moves nothing
+    (after.root / "dvc.yaml").write_text(dvcyaml.render(graph), "utf-8")
+    assert moved_remotes(after, graph, _state(graph)) == ()
+    (after.root / "dvc.yaml").unlink()
+    assert moved_remotes(after, graph, AppliedState({}, b"")) == ()
+
+
+def test_a_hostile_dvc_yaml_moves_nothing_and_is_not_followed(tmp_path: Path) -> None:
+    project = load_project(_project(tmp_path, {"a": "vault"}, None))
+    graph = compile_project(project)
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(dvcyaml.render(graph).replace("remote: vault", "remote: evil"), "utf-8")
+    (project.root / "dvc.yaml").symlink_to(outside)
+    assert moved_remotes(project, graph, _state(graph)) == ()
+    (project.root / "dvc.yaml").unlink()
+    weird = {"stages": {st.dvc_name: {"outs": [["x"], {"a": 1, "b": 2}, 3, {}]} for st in graph}}
+    (project.root / "dvc.yaml").write_text("# remote:\n" + yaml.safe_dump(weird), "utf-8")
+    assert moved_remotes(project, graph, _state(graph)) == ()
