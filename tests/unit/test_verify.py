@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -287,3 +288,24 @@ def test_a_hostile_path_is_never_written_outside_the_checkout(tmp_path: Path) ->
     with pytest.raises(UnsafePathError):
         store.place(root, "../evil", names["a"])
     assert not (tmp_path / "evil").exists()
+
+
+def test_several_remotes_are_asked_in_turn_and_a_good_copy_wins(tmp_path: Path) -> None:
+    """The project's remote and a use case's own (``infra.remote``): an object is looked for
+    in each; one corrupt copy does not hide a good one, and missing means missing in all."""
+    from mlopsctl.gitops.remote_objects import RemoteStore
+
+    first, names, remote1 = _store(tmp_path / "1", {"a": b"alpha", "b": b"beta"})
+    second, _names, remote2 = _store(tmp_path / "2", {"b": b"beta", "c": b"gamma"})
+    (remote1 / names["b"][:2] / names["b"][2:]).write_bytes(b"tampered")
+    store = RemoteStore([*first.odbs, ("vault", second.odbs[0][1])], tmp_path / "fetched")
+    assert store.name == "storage, vault"
+    c = hashlib.md5(b"gamma").hexdigest()
+    assert store.check("data/c.csv", c, "input")[0].state == "ok"  # only in the second
+    assert store.check("data/b.csv", names["b"], "input")[0].state == "ok"  # good in the second
+    assert store.local(names["b"]).read_bytes() == b"beta"
+    (remote2 / names["b"][:2] / names["b"][2:]).write_bytes(b"tampered too")
+    again = RemoteStore(store.odbs, tmp_path / "fetched-again")
+    bad = again.check("data/b.csv", names["b"], "input")[0]
+    assert bad.state == "corrupt"  # corrupt wherever it is found
+    assert again.check("data/d.csv", "0" * 32, "input")[0].state == "missing"
