@@ -61,9 +61,12 @@ def plan(
     from mlopsctl.plan.api import plan_directory
     from mlopsctl.plan.planfile import save_plan
     from mlopsctl.report import plan_view
+    from mlopsctl.spec.remotes import unconfigured_remotes
 
     planned = plan_directory(settings(ctx).directory, usecases=usecases, force=force)
     p = planned.plan
+    for warning in unconfigured_remotes(planned.project):  # apply on merge would refuse
+        click.echo(f"warning: {warning}", err=True)
     if base is not None and (as_json or fmt != "markdown"):
         click.echo("warning: --base is used by --format markdown only", err=True)
     if as_json or fmt == "json":

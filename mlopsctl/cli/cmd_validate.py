@@ -10,7 +10,7 @@ import click
 
 from mlopsctl.cli.main import settings
 from mlopsctl.errors import Diagnostic, ProjectNotFoundError, SpecError
-from mlopsctl.spec.model import Project, UseCaseFile
+from mlopsctl.spec.model import UseCaseFile
 
 
 @click.command()
@@ -27,6 +27,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: boo
     there is any.
     """
     from mlopsctl.spec.loader import find_project_root, load_project, validate_files
+    from mlopsctl.spec.remotes import unconfigured_remotes
 
     cwd = settings(ctx).directory
     names: list[str] = []
@@ -44,7 +45,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: boo
             project = load_project(root)
             for warning in _repository_warnings(root, project.usecases):
                 click.echo(f"warning: {warning}", err=True)
-            for warning in _remote_warnings(project):
+            for warning in unconfigured_remotes(project):
                 click.echo(f"warning: {warning}", err=True)
             diags = []
             names = [uc.name for uc in project.usecases]
@@ -80,32 +81,6 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], fmt: str, as_json: boo
         else:
             click.echo(f"ok: {len(checked)} file{'s' if len(checked) != 1 else ''} valid")
     return 1 if diags else 0
-
-
-def _remote_warnings(project: Project) -> list[str]:
-    """Use cases whose own ``infra.remote`` DVC's config files in the repository do not define
-    (read as text: validate imports no DVC, and reads nothing a symlink leads out to)."""
-    import re
-
-    from mlopsctl.spec.paths import UnsafePathError, inside_repo
-
-    defined: set[str] = set()
-    for rel in (".dvc/config", ".dvc/config.local"):
-        try:
-            text = inside_repo(project.root, rel).read_text("utf-8", errors="replace")
-        except (OSError, UnsafePathError):
-            continue
-        defined.update(re.findall(r"""^\s*\[\s*'?remote\s+"([^"]+)"'?\s*\]""", text, re.M))
-    out = []
-    for ucf in project.usecases:
-        remote = project.own_remote(ucf.name)
-        if remote is not None and remote not in defined:
-            out.append(
-                f"{ucf.path}: infra.remote: DVC remote '{remote}' is not configured in "
-                f".dvc/config: apply will not push {ucf.name}'s artifacts (add it with "
-                f"`dvc remote add {remote} URL`)"
-            )
-    return out
 
 
 def _repository_warnings(root: Path, usecases: Sequence[UseCaseFile]) -> list[str]:

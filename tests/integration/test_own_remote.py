@@ -111,9 +111,10 @@ def test_a_use_case_with_its_own_remote_pushes_there_and_only_there(
     dvc(root, "remote", "remove", "vault")
     git(root, "commit", "-q", "-am", "no vault")
     shutil.rmtree(vault)
-    warned = mlopsctl(root, "validate")
-    assert warned.returncode == 0
-    assert "infra.remote: DVC remote 'vault' is not configured" in warned.stderr
+    for command in ("validate", "plan"):
+        warned = mlopsctl(root, command)
+        assert warned.returncode == 0
+        assert "infra.remote: DVC remote 'vault' is not configured" in warned.stderr
     unknown = "DVC remote 'vault' (infra.remote of house-prices) is not configured"
     status = mlopsctl(root, "status", "--remote")
     assert unknown in status.stdout + status.stderr
