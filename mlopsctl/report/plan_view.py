@@ -131,6 +131,12 @@ def render_markdown(plan: Plan, review: Review | None = None, graph: Graph | Non
         out.append(", ".join(f"`{s.id}`" for _uc, group in by_usecase(up) for s in group))
         out.append("")
         out.append("</details>")
+    if review is not None and review.remotes:
+        from mlopsctl.report.diff_view import md_escape
+
+        out += ["", "### DVC remotes changed on this branch", ""]
+        out += [f"- {md_escape(line)}" for line in review.remotes]
+        out += ["", "apply on merge pushes artifacts and data where these say."]
     if review is not None:
         out += ["", *_review_lines(plan, review)]
     if graph is not None:

@@ -44,3 +44,54 @@ def unconfigured_remotes(project: Project) -> list[str]:
         if remote not in defined
         for name in names
     ]
+
+
+_ANY_SECTION = re.compile(r"""^\[\s*'?(.*?)'?\s*\]$""")
+_REMOTE_SECTION = re.compile(r'remote\s+"([^"]+)"')
+
+
+def parse_dvc_config(text: str) -> tuple[str, dict[str, str]]:
+    """(DVC's default remote, remote name -> URL) from the text of a DVC config file."""
+    default, urls, section = "", {}, ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        head = _ANY_SECTION.match(line)
+        if head:
+            section = head.group(1).strip()
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        key, value = key.strip().lower(), value.strip().strip("'\"")
+        remote = _REMOTE_SECTION.fullmatch(section)
+        if section == "core" and key == "remote":
+            default = value
+        elif remote and key == "url":
+            urls[remote.group(1)] = value
+    return default, urls
+
+
+def remote_changes(old: str, new: str) -> list[str]:
+    """What a change of ``.dvc/config`` from *old* to *new* (texts) does to where DVC pushes:
+    remotes added, removed or pointed elsewhere, and the default remote."""
+    old_default, old_urls = parse_dvc_config(old)
+    new_default, new_urls = parse_dvc_config(new)
+    out = []
+    for name in sorted(old_urls.keys() | new_urls.keys()):
+        was, now = old_urls.get(name), new_urls.get(name)
+        if was == now:
+            continue
+        if was is None:
+            out.append(f"DVC remote '{name}' added: {now}")
+        elif now is None:
+            out.append(f"DVC remote '{name}' removed (was {was})")
+        else:
+            out.append(f"DVC remote '{name}' now points at {now} (was {was})")
+    if old_default != new_default:
+        out.append(
+            f"DVC's default remote is now '{new_default or '(none)'}' "
+            f"(was '{old_default or '(none)'}')"
+        )
+    return out

@@ -51,6 +51,10 @@ def test_a_use_case_with_its_own_remote_pushes_there_and_only_there(
     vault.mkdir()
     dvc(root, "remote", "add", "vault", str(vault))
     edit(root / UC, "  executor: local\n", "  executor: local\n  remote: vault\n")
+    # the pull-request comment shows the new remote beside the move
+    md = mlopsctl(root, "plan", "--format", "markdown", "--base", "HEAD", check=True).stdout
+    assert "### DVC remotes changed on this branch" in md
+    assert f"DVC remote 'vault' added: {vault}" in md
     git(root, "commit", "-q", "-am", "house-prices keeps its data and artifacts in vault")
 
     # no stage runs, but the plan says where the artifacts go (a reviewer must see it)

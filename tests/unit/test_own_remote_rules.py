@@ -9,10 +9,13 @@ import yaml
 
 from mlopsctl.compile import dvcyaml
 from mlopsctl.compile.graph import Graph, compile_project
-from mlopsctl.plan.model import RemotePlan
+from mlopsctl.gitops.review import Review
+from mlopsctl.plan.model import Plan, PlanInputs, RemotePlan
 from mlopsctl.plan.planner import moved_remotes
 from mlopsctl.plan.state import AppliedState, LockedStage
+from mlopsctl.report.plan_view import render_markdown
 from mlopsctl.spec.loader import load_project
+from mlopsctl.spec.remotes import parse_dvc_config, remote_changes
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUSES = ROOT / "examples" / "house-prices"
@@ -106,3 +109,40 @@ def test_a_hostile_dvc_yaml_moves_nothing_and_is_not_followed(tmp_path: Path) ->
     weird = {"stages": {st.dvc_name: {"outs": [["x"], {"a": 1, "b": 2}, 3, {}]} for st in graph}}
     (project.root / "dvc.yaml").write_text("# remote:\n" + yaml.safe_dump(weird), "utf-8")
     assert moved_remotes(project, graph, _state(graph)) == ()
+
+
+# what DVC writes (configobj): sections quoted, four-space keys
+DVC_CONFIG = """[core]
+    remote = storage
+['remote "storage"']
+    url = s3://bank-ml/artifacts
+; a comment
+['remote "vault"']
+    url = /mnt/vault
+    # another comment
+"""
+
+
+def test_dvc_config_remotes_and_their_changes() -> None:
+    assert parse_dvc_config(DVC_CONFIG) == (
+        "storage",
+        {"storage": "s3://bank-ml/artifacts", "vault": "/mnt/vault"},
+    )
+    evil = DVC_CONFIG.replace("s3://bank-ml/artifacts", "s3://elsewhere/x").replace(
+        "remote = storage", "remote = vault"
+    )
+    evil = evil.replace("""['remote "vault"']\n    url = /mnt/vault\n""", "")
+    assert remote_changes(DVC_CONFIG, evil) == [
+        "DVC remote 'storage' now points at s3://elsewhere/x (was s3://bank-ml/artifacts)",
+        "DVC remote 'vault' removed (was /mnt/vault)",
+        "DVC's default remote is now 'vault' (was 'storage')",
+    ]
+    assert remote_changes("", DVC_CONFIG)[0] == "DVC remote 'storage' added: s3://bank-ml/artifacts"
+    assert remote_changes(DVC_CONFIG, DVC_CONFIG) == []
+
+
+def test_the_comment_escapes_what_a_url_could_break() -> None:
+    review = Review(None, "no base", remotes=("DVC remote 'x' added: s3://a|`b`<c>",))
+    plan = Plan(stages=(), inputs=PlanInputs("", {}, {}, {}, "0"))
+    md = render_markdown(plan, review)
+    assert "- DVC remote 'x' added: s3://a\\|'b'&lt;c>" in md
