@@ -41,7 +41,9 @@ def plan_directory(
         selected = graph.only(set(usecases)) if usecases else graph
         state = read_state(root)
         hashes = HashCache(root)
-        plan = make_plan(project, selected, state, hashes, force=force, usecases=tuple(usecases))
+        plan = make_plan(
+            project, selected, state, hashes, force=force, usecases=tuple(usecases), whole=graph
+        )
     _debug(
         "plan %s: %d stage(s); read %d file(s) to hash %s; other md5s reused from the stat cache",
         plan.id[:12],

@@ -49,8 +49,13 @@ def make_plan(
     *,
     force: bool = False,
     usecases: tuple[str, ...] = (),
+    whole: Graph | None = None,
 ) -> Plan:
-    """Decide every stage of *graph* in topological order, then the stages to remove."""
+    """Decide every stage of *graph* in topological order, then the stages to remove.
+
+    *whole*: the project's graph when *graph* is a selection (``-u``): apply writes dvc.yaml
+    for every use case, so a remote move of any of them is part of the plan.
+    """
     ctx = _Planning(project, graph, state, hashes, force)
     for st in graph:
         ctx.plans[st.id] = ctx.decide(st)
@@ -71,7 +76,7 @@ def make_plan(
         stages=tuple(ctx.plans[i] for i in graph.order) + tuple(removed),
         inputs=inputs,
         sources=sources,
-        remotes=moved_remotes(project, graph, state),
+        remotes=moved_remotes(project, whole or graph, state),
     )
 
 

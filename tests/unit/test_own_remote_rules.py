@@ -10,6 +10,7 @@ import yaml
 from mlopsctl.compile import dvcyaml
 from mlopsctl.compile.graph import Graph, compile_project
 from mlopsctl.gitops.review import Review
+from mlopsctl.plan.api import plan_directory
 from mlopsctl.plan.model import Plan, PlanInputs, RemotePlan
 from mlopsctl.plan.planner import moved_remotes
 from mlopsctl.plan.state import AppliedState, LockedStage
@@ -146,3 +147,14 @@ def test_the_comment_escapes_what_a_url_could_break() -> None:
     plan = Plan(stages=(), inputs=PlanInputs("", {}, {}, {}, "0"))
     md = render_markdown(plan, review)
     assert "- DVC remote 'x' added: s3://a\\|'b'&lt;c>" in md
+
+
+def test_a_plan_of_one_use_case_still_shows_another_ones_move(tmp_path: Path) -> None:
+    """apply -u c writes dvc.yaml for every use case: a's move back to the project's remote
+    lands with it, so the plan of c says so."""
+    before = load_project(_project(tmp_path / "1", {"a": "vault", "c": None}, None))
+    root = _project(tmp_path / "2", {"a": None, "c": None}, None)
+    (root / "dvc.yaml").write_text(dvcyaml.render(compile_project(before)), "utf-8")
+    plan = plan_directory(root, usecases=("c",)).plan
+    assert {sp.usecase for sp in plan.stages} == {"c"}
+    assert plan.remotes == (RemotePlan("a", "vault", ""),)
