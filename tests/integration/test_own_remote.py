@@ -102,6 +102,16 @@ def test_a_use_case_with_its_own_remote_pushes_there_and_only_there(
     assert new <= _objects(vault)
     assert _objects(storage) == before_storage
 
+    # verify re-proves HEAD from the remotes: the new model exists only in vault
+    proc = mlopsctl(root, "verify", "--format", "json")
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 0 and doc["ok"], proc.stdout + proc.stderr
+    assert doc["remote"] == "storage, vault"
+    assert {s["verdict"] for s in doc["stages"]} == {"reproduced"}
+    train = next(s for s in doc["stages"] if s["stage"] == "train")
+    model = next(o for o in train["objects"] if o["path"].endswith("model.skops"))
+    assert (model["where"], model["state"], model["md5"] in new) == ("remote", "ok", True)
+
     # a fresh clone: plain `dvc pull` takes each output from its remote, and nothing is stale
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(root), str(clone))
