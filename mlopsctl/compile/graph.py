@@ -110,8 +110,9 @@ class GraphError(MlopsctlError):
 
 def compile_project(project: Project) -> Graph:
     stages: list[Stage] = []
+    own = {name: remote for remote, names in project.own_remotes().items() for name in names}
     for ucf in project.usecases:
-        remote = project.own_remote(ucf.name) or ""
+        remote = own.get(ucf.name, "")
         stages.extend(replace(st, remote=remote) for st in compile_usecase(ucf))
     return link(stages)
 

@@ -137,7 +137,9 @@ def _push_own_remotes(
     ctx: Context, rec: RecordedState, result: ApplyResult, pushed_to: str | None, reporter: Reporter
 ) -> str | None:
     """Push the artifacts of use cases with their own ``infra.remote`` there; a push error or
-    None. The push to the project's remote left them out (their outputs name their remote)."""
+    None. The push to the project's remote left them out (their outputs name their remote).
+    Each remote is configured: pre-flight refused the apply otherwise (``require_own_remotes``).
+    """
     from mlopsctl.execute.remote import own_remote_targets
     from mlopsctl.integrations import dvc
 
@@ -146,13 +148,6 @@ def _push_own_remotes(
         if remote == pushed_to or not targets:
             continue
         whose = f"infra.remote of {', '.join(usecases)}"
-        if dvc.remote_configured(ctx.root, remote) != remote:
-            reporter.warn(
-                f"DVC remote '{remote}' ({whose}) is not configured; the artifacts of "
-                f"{', '.join(usecases)} were not pushed (configure it with "
-                f"`dvc remote add {remote} URL`)"
-            )
-            continue
         try:
             fault.point("push")
             pushed = dvc.push(ctx.root, remote, targets)

@@ -17,24 +17,24 @@ def own_remote_targets(
     that name it, and the DVC targets of what they hold: each stage with cached outputs that
     dvc.lock records (or that this apply *recorded*) as ``dvc.yaml:STAGE``, and each data
     source's ``.dvc`` file (a source shared with use cases of other remotes goes to each)."""
-    root = planned.project.root
-    out: dict[str, tuple[list[str], list[str]]] = {}
-    for ucf in planned.project.usecases:
-        remote = planned.project.own_remote(ucf.name)
-        if remote is None:
-            continue
-        usecases, targets = out.setdefault(remote, ([], []))
-        usecases.append(ucf.name)
-        for st in planned.graph:
-            applied = planned.state.get(st.dvc_name) or st.dvc_name in (recorded or ())
-            if st.usecase == ucf.name and st.outs and applied:
-                targets.append(f"dvc.yaml:{st.dvc_name}")
-        for src in ucf.spec.data.sources.values():
-            if src.path is not None:
-                dvcfile = f"{posixpath.normpath(src.path)}.dvc"
-                if (root / dvcfile).is_file():
-                    targets.append(dvcfile)
-    return {r: (tuple(u), tuple(dict.fromkeys(t))) for r, (u, t) in out.items()}
+    project = planned.project
+    out = {}
+    for remote, names in project.own_remotes().items():
+        targets = [
+            f"dvc.yaml:{st.dvc_name}"
+            for st in planned.graph
+            if st.usecase in names
+            and st.outs
+            and (planned.state.get(st.dvc_name) or st.dvc_name in (recorded or ()))
+        ]
+        for name in names:
+            for src in project.usecase(name).spec.data.sources.values():
+                if src.path is not None:
+                    dvcfile = f"{posixpath.normpath(src.path)}.dvc"
+                    if (project.root / dvcfile).is_file():
+                        targets.append(dvcfile)
+        out[remote] = (tuple(names), tuple(dict.fromkeys(targets)))
+    return out
 
 
 def push_state(planned: Planned) -> tuple[list[UseCaseStatus], str]:

@@ -67,27 +67,17 @@ def review(
     return Review(compare(old, new, list(names), goals), remotes=_remote_changes(root, git, base))
 
 
-#: a DVC config file larger than this is not read for the comment
-_MAX_CONFIG = 1 << 20
-
-
 def _remote_changes(root: Path, git: Git, base: str) -> tuple[str, ...]:
     """The branch's changes to the DVC remotes of ``.dvc/config`` against *base* (a pull
     request can point the remote apply pushes to at another place: the reviewer must see it).
     A file that is not a regular one inside the repository reads as empty."""
-    from mlopsctl.spec.paths import UnsafePathError, inside_repo
-    from mlopsctl.spec.remotes import remote_changes
+    from mlopsctl.spec.remotes import MAX_CONFIG, read_config, remote_changes
 
     rel = ".dvc/config"
     commit = git.resolve(base)
-    blob = git.read([(commit, rel)], {rel: _MAX_CONFIG}).get((commit, rel))
+    blob = git.read([(commit, rel)], {rel: MAX_CONFIG}).get((commit, rel))
     old = blob.decode("utf-8", "replace") if isinstance(blob, bytes) else ""
-    try:
-        path = inside_repo(root, rel)
-        new = path.read_text("utf-8", "replace") if path.stat().st_size <= _MAX_CONFIG else ""
-    except (OSError, UnsafePathError):
-        new = ""
-    return tuple(remote_changes(old, new))
+    return tuple(remote_changes(old, read_config(root, rel)))
 
 
 def goal_directions(project: Project) -> dict[str, dict[str, str]]:

@@ -342,37 +342,39 @@ def _changed_sources(
     return tuple(out)
 
 
-#: dvc.yaml larger than this is not read for its remotes (mlopsctl writes ~160 bytes a stage)
-_MAX_DVC_YAML = 64 << 20
-
-
 def moved_remotes(project: Project, graph: Graph, state: AppliedState) -> tuple[RemotePlan, ...]:
     """The use cases of *graph* whose DVC-cached outputs dvc.yaml names another remote than
     their spec does (``infra.remote``): apply rewrites dvc.yaml and their ``.dvc`` files and
     pushes there, with no stage to run, so the plan must say so."""
     wanted = {name: project.own_remote(name) or "" for name in graph.usecases()}
-    named = _named_remotes(project.root, graph)
-    if named is None:  # dvc.yaml names no remote: each applied use case is on the project's
-        applied = {st.usecase for st in graph if state.get(st.dvc_name) is not None}
-        named = {name: [""] for name in applied}
+    written = _dvc_yaml_remotes(project.root)
+    named: dict[str, set[str]] = {}
+    for st in graph:
+        if written is None:  # dvc.yaml names no remote: each applied use case is on the project's
+            if state.get(st.dvc_name) is not None:
+                named.setdefault(st.usecase, set()).add("")
+            continue
+        outs = written.get(st.dvc_name, {})
+        for path in st.cached_outs & outs.keys():
+            named.setdefault(st.usecase, set()).add(outs[path])
     return tuple(
-        RemotePlan(name, ", ".join(named[name]), wanted[name])
+        RemotePlan(name, ", ".join(sorted(named[name])), wanted[name])
         for name in wanted
-        if name in named and named[name] != [wanted[name]]
+        if name in named and named[name] != {wanted[name]}
     )
 
 
-#: what dvc.yaml names, per use case, with the stat of the file it was read from
+#: what dvc.yaml names, with the stat of the file it was read from
 _REMOTES_CACHE = ".mlopsctl/dvcyaml-remotes.json"
 #: dvc.yaml larger than this is not read for its remotes (mlopsctl writes ~160 bytes a stage)
 _MAX_DVC_YAML = 64 << 20
 
 
-def _named_remotes(root: Path, graph: Graph) -> dict[str, list[str]] | None:
-    """Use case -> the remotes dvc.yaml names on its DVC-cached outputs ("" = none), for the
-    use cases dvc.yaml has; None when it names no remote at all (it is then not parsed).
+def _dvc_yaml_remotes(root: Path) -> dict[str, dict[str, str]] | None:
+    """dvc.yaml's stages -> their cached outputs -> the remote each names ("" = none); None when
+    the file names no remote at all (it is then not parsed), {} when there is no such file.
 
-    Read once per version of the file (stat-keyed, like dvc.lock's copy); a dvc.yaml that is
+    Read once per version of the file (a stat-keyed copy, like dvc.lock's); a dvc.yaml that is
     not a regular file inside the repository is not read (apply replaces it whole)."""
     import json
     import stat
@@ -389,24 +391,21 @@ def _named_remotes(root: Path, graph: Graph) -> dict[str, list[str]] | None:
         key = stat_key(path)
         cache = inside_repo(root, _REMOTES_CACHE)
         cached = json.loads(cache.read_text("utf-8")) if cache.is_file() else {}
-        if key is not None and cached.get("stat") == key:
-            found = cached["named"]
-            return None if found is None else {str(k): list(v) for k, v in found.items()}
+        if key is not None and cached.get("stat") == key and "stages" in cached:
+            found = cached["stages"]
+            return None if found is None else {str(k): dict(v) for k, v in found.items()}
         raw = path.read_bytes()
-    except FileNotFoundError:
-        return {}
     except (OSError, ValueError, AttributeError, KeyError, TypeError, UnsafePathError):
         return {}
-    named = _parse_named_remotes(raw, graph) if b"remote:" in raw else None
+    written = _parse_dvc_yaml_remotes(raw) if b"remote:" in raw else None
     with contextlib.suppress(OSError, TypeError, ValueError, UnsafePathError):
         inside_repo(root, _REMOTES_CACHE)
-        atomic_write(
-            root / _REMOTES_CACHE, json.dumps({"stat": key, "named": named}), durable=False
-        )
-    return named
+        record = {"stat": key, "stages": written}
+        atomic_write(root / _REMOTES_CACHE, json.dumps(record), durable=False)
+    return written
 
 
-def _parse_named_remotes(raw: bytes, graph: Graph) -> dict[str, list[str]]:
+def _parse_dvc_yaml_remotes(raw: bytes) -> dict[str, dict[str, str]]:
     import yaml
 
     from mlopsctl.spec.yaml12 import Loader
@@ -416,21 +415,16 @@ def _parse_named_remotes(raw: bytes, graph: Graph) -> dict[str, list[str]]:
     except (yaml.YAMLError, ValueError):
         return {}
     stages = data.get("stages") if isinstance(data, dict) else None
-    if not isinstance(stages, dict):
-        return {}
-    named: dict[str, set[str]] = {}
-    for st in graph:
-        entry = stages.get(st.dvc_name)
+    out: dict[str, dict[str, str]] = {}
+    for name, entry in stages.items() if isinstance(stages, dict) else ():
         outs = entry.get("outs") if isinstance(entry, dict) else None
-        for out in outs if isinstance(outs, list) else ():
-            one = isinstance(out, dict) and len(out) == 1
-            out_path, flags = next(iter(out.items())) if one else (out, {})
-            if not isinstance(out_path, str) or out_path not in st.cached_outs:
-                continue
+        for item in outs if isinstance(outs, list) else ():
+            one = isinstance(item, dict) and len(item) == 1
+            path, flags = next(iter(item.items())) if one else (item, {})
             flags = flags if isinstance(flags, dict) else {}
-            if flags.get("cache", True) is not False:
-                named.setdefault(st.usecase, set()).add(str(flags.get("remote") or ""))
-    return {name: sorted(remotes) for name, remotes in named.items()}
+            if isinstance(path, str) and flags.get("cache", True) is not False:
+                out.setdefault(str(name), {})[path] = str(flags.get("remote") or "")
+    return out
 
 
 def data_sources(project: Project, graph: Graph) -> list[str]:

@@ -343,14 +343,17 @@ class Project:
     def own_remote(self, name: str) -> str | None:
         """The DVC remote use case *name* pushes to when it is not the project's: its
         ``infra.remote`` (or the defaults'), None when that is unset or the project's own."""
-        remote = self.usecase(name).spec.infra.remote
+        return self._own_remote_of(self.usecase(name))
+
+    def _own_remote_of(self, ucf: UseCaseFile) -> str | None:
+        remote = ucf.spec.infra.remote
         return remote if remote and remote != self.config.remote else None
 
     def own_remotes(self) -> dict[str, list[str]]:
         """Each use-case-own DVC remote (see :meth:`own_remote`) -> the use cases naming it."""
         out: dict[str, list[str]] = {}
         for ucf in self.usecases:
-            remote = self.own_remote(ucf.name)
+            remote = self._own_remote_of(ucf)
             if remote is not None:
                 out.setdefault(remote, []).append(ucf.name)
         return out
@@ -367,7 +370,7 @@ class Project:
             for src in ucf.spec.data.sources.values():
                 if src.path is not None:
                     path = posixpath.normpath(src.path)
-                    users.setdefault(path, set()).add(self.own_remote(ucf.name))
+                    users.setdefault(path, set()).add(self._own_remote_of(ucf))
         out = {}
         for path, remotes in users.items():
             only = next(iter(remotes)) if len(remotes) == 1 else None

@@ -9,24 +9,33 @@ use case's ``infra.remote`` that apply would refuse.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from mlopsctl.spec.model import Project
 from mlopsctl.spec.paths import UnsafePathError, inside_repo
 
-_SECTION = re.compile(r"""^\s*\[\s*'?remote\s+"([^"]+)"'?\s*\]""", re.M)
 _FILES = (".dvc/config", ".dvc/config.local")
+#: a DVC config file larger than this is not read
+MAX_CONFIG = 1 << 20
+
+
+def read_config(root: Path, rel: str) -> str:
+    """The text of the DVC config file *rel* of the repository at *root*; "" when there is none,
+    when it is larger than :data:`MAX_CONFIG`, or when a symlink leads out of the repository."""
+    try:
+        path = inside_repo(root, rel)
+        if path.stat().st_size > MAX_CONFIG:
+            return ""
+        return path.read_text("utf-8", errors="replace")
+    except (OSError, UnsafePathError):
+        return ""
 
 
 def defined_remotes(project: Project) -> set[str]:
-    """The remote names of the repository's DVC config files (a file a symlink leads out of the
-    repository through is not read)."""
+    """The remote names of the repository's DVC config files."""
     names: set[str] = set()
     for rel in _FILES:
-        try:
-            text = inside_repo(project.root, rel).read_text("utf-8", errors="replace")
-        except (OSError, UnsafePathError):
-            continue
-        names.update(_SECTION.findall(text))
+        names.update(parse_dvc_config(read_config(project.root, rel))[1])
     return names
 
 
@@ -46,13 +55,16 @@ def unconfigured_remotes(project: Project) -> list[str]:
     ]
 
 
-_ANY_SECTION = re.compile(r"""^\[\s*'?(.*?)'?\s*\]$""")
+#: a section line (``[core]``, ``['remote "storage"']``), a comment after it allowed
+_ANY_SECTION = re.compile(r"""^\[\s*'?(.*?)'?\s*\]\s*(?:[#;].*)?$""")
 _REMOTE_SECTION = re.compile(r'remote\s+"([^"]+)"')
 
 
 def parse_dvc_config(text: str) -> tuple[str, dict[str, str]]:
-    """(DVC's default remote, remote name -> URL) from the text of a DVC config file."""
-    default, urls, section = "", {}, ""
+    """(DVC's default remote, remote name -> URL) from the text of a DVC config file; a remote
+    section without a URL (``config.local`` often holds only credentials) maps to ""."""
+    urls: dict[str, str] = {}
+    default, section = "", ""
     for line in text.splitlines():
         line = line.strip()
         if not line or line[0] in "#;":
@@ -60,6 +72,9 @@ def parse_dvc_config(text: str) -> tuple[str, dict[str, str]]:
         head = _ANY_SECTION.match(line)
         if head:
             section = head.group(1).strip()
+            remote = _REMOTE_SECTION.fullmatch(section)
+            if remote:
+                urls.setdefault(remote.group(1), "")
             continue
         key, sep, value = line.partition("=")
         if not sep:
@@ -84,11 +99,13 @@ def remote_changes(old: str, new: str) -> list[str]:
         if was == now:
             continue
         if was is None:
-            out.append(f"DVC remote '{name}' added: {now}")
+            out.append(f"DVC remote '{name}' added: {now or '(no URL)'}")
         elif now is None:
-            out.append(f"DVC remote '{name}' removed (was {was})")
+            out.append(f"DVC remote '{name}' removed (was {was or '(no URL)'})")
         else:
-            out.append(f"DVC remote '{name}' now points at {now} (was {was})")
+            out.append(
+                f"DVC remote '{name}' now points at {now or '(no URL)'} (was {was or '(no URL)'})"
+            )
     if old_default != new_default:
         out.append(
             f"DVC's default remote is now '{new_default or '(none)'}' "

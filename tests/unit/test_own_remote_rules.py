@@ -158,3 +158,31 @@ def test_a_plan_of_one_use_case_still_shows_another_ones_move(tmp_path: Path) ->
     plan = plan_directory(root, usecases=("c",)).plan
     assert {sp.usecase for sp in plan.stages} == {"c"}
     assert plan.remotes == (RemotePlan("a", "vault", ""),)
+
+
+def test_the_copy_of_dvc_yaml_does_not_depend_on_the_specs_of_the_plan_that_made_it(
+    tmp_path: Path,
+) -> None:
+    """The stat-keyed copy holds what dvc.yaml says, not one plan's reading of it: a use case
+    back in the specs after a plan without it is compared with what dvc.yaml names for it."""
+    before = load_project(_project(tmp_path / "1", {"a": "vault", "c": "vault"}, None))
+    root = _project(tmp_path / "2", {"a": "vault"}, None)
+    (root / "dvc.yaml").write_text(dvcyaml.render(compile_project(before)), "utf-8")
+    without_c = load_project(root)
+    graph = compile_project(without_c)
+    assert moved_remotes(without_c, graph, _state(graph)) == ()  # writes the copy
+    shutil.copy(tmp_path / "1" / "p" / "usecases" / "c.yaml", root / "usecases" / "c.yaml")
+    shutil.copy(root / "data" / "houses.csv", root / "data" / "c.csv")
+    uc = root / "usecases" / "c.yaml"
+    uc.write_text(uc.read_text("utf-8").replace("  remote: vault\n", ""), "utf-8")
+    with_c = load_project(root)
+    graph = compile_project(with_c)
+    assert moved_remotes(with_c, graph, _state(graph)) == (RemotePlan("c", "vault", ""),)
+
+
+def test_a_remote_section_of_credentials_only_still_defines_the_remote() -> None:
+    local = """['remote "vault"']  # credentials only; the URL is in .dvc/config
+    access_key_id = AKIA
+"""
+    assert parse_dvc_config(local) == ("", {"vault": ""})
+    assert remote_changes("", local) == ["DVC remote 'vault' added: (no URL)"]
