@@ -415,15 +415,29 @@ def push(root: Path, remote: str, targets: Sequence[str] | None = None) -> int:
 
 def not_pushed(root: Path, remote: str, targets: Sequence[str] | None = None) -> list[str]:
     """Tracked outputs (of dvc.lock and the .dvc files, or of *targets*) whose objects the
-    remote lacks; outputs that name another remote are not asked about."""
-    with open_repo(root) as repo:
+    remote lacks; outputs that name another remote are not asked about.
+
+    ``dvc status -c`` (``Repo.status(cloud=True)``) skips every output that names a remote
+    (``remote:``, as a use case's own ``infra.remote`` writes them), taking them for imports:
+    it would call a use case's artifacts pushed whatever its remote holds. So the objects are
+    collected as it does, and those of outputs naming *remote* are asked about too.
+    """
+    with open_repo(root) as repo, repo.lock:
         try:
-            status = repo.status(
-                targets=list(targets) if targets else None, cloud=True, remote=remote
+            used = repo.used_objs(
+                list(targets) if targets else None, force=True, remote=remote, push=True
             )
+            asked = repo.cloud.get_remote_odb(remote, "status").path
+            missing: set[str] = set()
+            for odb, obj_ids in used.items():
+                # None: outputs of no remote; an odb of another path: an import's source
+                if odb is not None and odb.path != asked:
+                    continue
+                status = repo.cloud.status(obj_ids, remote=remote)
+                missing.update(h.obj_name for h in (*status.new, *status.missing))
         except Exception as exc:  # DvcException, or an OSError from the remote's file system
             raise StateError(f"cannot read DVC remote '{remote}': {_one_line(exc)}") from exc
-    return sorted(k for k, v in status.items() if v in ("new", "missing"))
+    return sorted(missing)
 
 
 def _one_line(exc: BaseException) -> str:

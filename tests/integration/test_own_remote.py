@@ -91,6 +91,14 @@ def test_a_use_case_with_its_own_remote_pushes_there_and_only_there(
     assert source["outs"][0]["md5"] in _objects(vault)
     status = mlopsctl(root, "status", "--remote")
     assert status.returncode == 0, status.stdout + status.stderr
+    # ... and asks vault itself: an object gone from it is not pushed (DVC's own `status -c`
+    # skips outputs that name a remote)
+    path, md5 = next(iter(outs.items()))
+    obj = vault / "files" / "md5" / md5[:2] / md5[2:]
+    obj.rename(tmp_path / "away")
+    status = mlopsctl(root, "status", "--remote")
+    assert status.returncode == 1 and f"not on the remote: {path}" in status.stdout, status.stdout
+    (tmp_path / "away").rename(obj)
 
     # a change that trains again: the new model goes to vault, never to the project's remote
     before_storage = _objects(storage)
