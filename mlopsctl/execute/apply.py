@@ -24,7 +24,6 @@ apply pushes what is missing and commits.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -41,7 +40,7 @@ from mlopsctl.errors import MlopsctlError, StateError
 from mlopsctl.execute import executors
 from mlopsctl.execute.executors import Executor
 from mlopsctl.execute.record import (
-    JOURNAL,
+    append_journal,
     finalize,
     publish,
     record,
@@ -324,13 +323,8 @@ class Applier:
         self.reporter.finished(outcome)
 
     def _journal(self, st: Stage, fp: str, outs: Mapping[str, str]) -> None:
-        path = self.root / JOURNAL
-        path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"stage": st.dvc_name, "id": st.id, "fp": fp, "outs": dict(outs)})
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        entry = {"stage": st.dvc_name, "id": st.id, "fp": fp, "outs": dict(outs)}
+        append_journal(self.root, entry)
         fault.point("journaled")
 
 

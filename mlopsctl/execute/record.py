@@ -7,6 +7,8 @@ leaves behind.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,22 @@ PENDING_TAGS = ".mlopsctl/pending-tags.json"
 
 
 # --- journal recovery ----------------------------------------------------------------------
+
+
+def append_journal(root: Path, entry: Mapping[str, Any]) -> None:
+    """Append one completed stage to the journal, whole: fsynced, and a SIGINT/SIGTERM that
+    arrives meanwhile waits until the line is on disk (it was lost or torn when the signal
+    came between opening the file and writing the line)."""
+    from mlopsctl.interrupts import deferred
+
+    path = root / JOURNAL
+    line = json.dumps(dict(entry)) + "\n"
+    with deferred():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def read_journal(root: Path) -> list[dict[str, Any]]:
