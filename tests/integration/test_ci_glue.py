@@ -444,3 +444,44 @@ def test_a_broken_spec_replaces_the_plan_in_the_comment_and_fails_the_job(
     assert comment["body"].startswith("<!-- mlopsctl:plan -->\n### mlopsctl plan failed (exit 1)")
     assert "primary_metrc" in comment["body"] and "did you mean" in comment["body"]
     assert github.count("PATCH") == 1 and github.count("POST") == 0
+
+
+@pytest.mark.slow
+def test_the_first_merge_of_a_never_applied_repository_applies_everything(
+    tmp_path: Path, github: FakeGitHub
+) -> None:
+    """Day one: `mlopsctl init`, pushed, never applied; the DVC remote does not exist yet."""
+    dev, origin = user_repository(tmp_path)
+    assert not (dev / "dvc.lock").exists() and not (tmp_path / "dvc-remote").exists()
+    head = git(dev, "rev-parse", "HEAD").strip()
+    runner = Runner(tmp_path / "run", github)
+    runner.event("push", "refs/heads/main", {"head_commit": {"id": head}})
+    ws = checkout(origin, "main", tmp_path / "ws")
+    steps = action_job(runner, {"command": "apply", "install": "none", "python-version": ""}, ws)
+
+    assert runner.ran == ["check", "install", "guard", "identity", "pull", "apply", "push"]
+    assert steps["apply"]["outputs"]["exit-code"] == "0"
+    pushed = git(origin, "rev-parse", "main").strip()
+    assert pushed == steps["apply"]["outputs"]["commit"] != head
+    assert git(origin, "rev-parse", "main~1").strip() == head
+    committed = git(origin, "show", "--name-only", "--format=", "main").split()
+    assert "dvc.lock" in committed and "dvc.yaml" in committed
+    assert any(p.is_file() for p in (tmp_path / "dvc-remote").rglob("*"))
+    assert any(t.startswith("breast-cancer@") for t in remote_tags(origin))
+
+    # a developer's next pull request plans on a fresh clone: the outputs come from the remote
+    git(dev, "pull", "-q", "--ff-only", "origin", "main")
+    git(dev, "checkout", "-q", "-b", "tune")
+    edit(dev / UC, "C: 1.0", "C: 0.5")
+    git(dev, "commit", "-q", "-am", "tune C")
+    git(dev, "push", "-q", "origin", "tune")
+    pr = {"action": "opened", "number": 7, "pull_request": {"number": 7}}
+    runner = Runner(tmp_path / "run2", github)
+    runner.event("pull_request", "refs/pull/7/merge", pr, GITHUB_BASE_REF="main")
+    ws = checkout(origin, "tune", tmp_path / "ws2")
+    steps = action_job(runner, {"command": "plan", "install": "none", "python-version": ""}, ws)
+    assert steps["plan"]["outputs"]["changes"] == "true"
+    plan = json.loads(mlopsctl(ws, "plan", "--format", "json", check=True).stdout)
+    actions = {s["id"]: s["action"] for s in plan["stages"]}
+    assert actions["breast-cancer/ingest"] == "up-to-date", actions
+    assert actions["breast-cancer/train"] != "up-to-date", actions
