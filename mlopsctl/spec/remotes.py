@@ -48,7 +48,8 @@ def unconfigured_remotes(project: Project) -> list[str]:
     return [
         f"{project.usecase(name).path}: infra.remote: DVC remote '{remote}' is not configured "
         "in .dvc/config or .dvc/config.local: apply refuses to run unless DVC knows it (add it "
-        f"with `dvc remote add {remote} URL`)"
+        f"with `dvc remote add {remote} URL`; one in DVC's global or system config is not read "
+        "here, which reads nothing outside the repository)"
         for remote, names in own.items()
         if remote not in defined
         for name in names
