@@ -9,6 +9,9 @@ booleans, exponent floats without a dot are floats, and dates are strings.
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from yaml.nodes import Node, ScalarNode
 
 try:  # libyaml parses ~10x faster; fall back to the pure-Python parser where it is missing
     from yaml import CSafeLoader as _BaseLoader
@@ -16,10 +19,19 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
 _BOOL = "tag:yaml.org,2002:bool"
+_STR = "tag:yaml.org,2002:str"
 
 
 class Loader(_BaseLoader):
     """Safe loading with YAML 1.2 booleans and floats."""
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        # A string scalar is its text (SafeConstructor.construct_yaml_str returns node.value).
+        # Most values of dvc.lock are strings (paths, md5s), and PyYAML's generic path for each
+        # (alias bookkeeping, constructor lookup) was the larger part of parsing it.
+        if node.tag == _STR and type(node) is ScalarNode:
+            return node.value
+        return super().construct_object(node, deep)
 
 
 # YAML 1.2's core schema has no implicit timestamps either: a date stays the text it is.

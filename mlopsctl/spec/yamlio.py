@@ -30,6 +30,7 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:" + t
     for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "binary")
 }
+_STR = "tag:yaml.org,2002:str"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
 
@@ -154,8 +155,9 @@ class _Builder:
         return result
 
     def _scalar(self, node: yaml.Node, path: Path) -> Any:
-        # Dates stay strings: the schema types them, and dvc.lock round-trips them as text.
-        if node.tag == _TIMESTAMP:
+        # A string is its text (what SafeConstructor returns for it, without its generic path);
+        # dates stay strings: the schema types them, and dvc.lock round-trips them as text.
+        if node.tag == _STR or node.tag == _TIMESTAMP:
             return node.value
         if node.tag in _COLLECTION_TAGS:
             self._problem(node, path, f"a scalar cannot have the YAML tag '{node.tag}'")
