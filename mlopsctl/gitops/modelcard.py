@@ -33,7 +33,7 @@ from mlopsctl.gitops.versions import (
 from mlopsctl.plan.monitoring import read_breach, read_verdict
 from mlopsctl.plan.state import AppliedState
 from mlopsctl.spec.model import Bound, Source, UseCase
-from mlopsctl.spec.paths import UnsafePathError, inside_repo
+from mlopsctl.spec.paths import UnsafePathError, inside_repo, read_json_object
 
 CARD = "model_card.md"
 _DISTRIBUTIONS = {"sklearn": "scikit-learn"}
@@ -104,8 +104,8 @@ def render(
     """The card's markdown text."""
     name = uc.metadata.name
     paths = UseCasePaths(name)
-    training = _read_json(root / paths.training) or {}
-    validation = _read_json(root / paths.validation) or {}
+    training = read_json_object(root, paths.training) or {}
+    validation = read_json_object(root, paths.validation) or {}
     out: list[str] = [f"# Model card: {name}", ""]
     out += [
         "<!-- Written by `mlopsctl apply` from the spec, dvc.lock, the reports and the version "
@@ -220,7 +220,7 @@ def _data(
         + f", seed {s.seed}"
     )
     metrics = facts.metrics
-    training = _read_json(root / paths.training) or {}
+    training = read_json_object(root, paths.training) or {}
     counts = []
     if isinstance(training.get("n_train"), int):
         counts.append(f"{training['n_train']} training rows")
@@ -411,11 +411,3 @@ def _environment(uc: UseCase, state: AppliedState, training: dict[str, Any]) -> 
 
 def _kv(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(values.items()))
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None

@@ -34,6 +34,7 @@ from mlopsctl.compile.layout import UseCasePaths
 from mlopsctl.plan.hashing import file_md5
 from mlopsctl.plan.state import AppliedState, LockedStage
 from mlopsctl.spec.model import UseCase
+from mlopsctl.spec.paths import read_json_object
 
 #: the GTO stage an apply's deployment is assigned to: an mlopsctl repository deploys to one
 #: environment, the one its main branch's apply serves (docs/usage.md, "Versions")
@@ -240,7 +241,7 @@ def model_facts(root: Path, uc: UseCase, state: AppliedState) -> ModelFacts:
     model = train.outs.get(paths.model) if train else None
     if model is None:
         return ModelFacts(name, None, "unchecked")
-    verdict = _read_json(root / paths.gate)
+    verdict = read_json_object(root, paths.gate)
     # the verdict counts only when dvc.lock records it for this very model: a failed gate is
     # not recorded, and its verdict file on disk then belongs to the model train just made
     chained = (
@@ -267,7 +268,7 @@ def model_facts(root: Path, uc: UseCase, state: AppliedState) -> ModelFacts:
         interface,
         text,
         deployed_md5=deploy.deps.get(paths.model) if deploy else None,
-        metrics=_read_json(root / paths.metrics) or {},
+        metrics=read_json_object(root, paths.metrics) or {},
         checks=checks,
         data=tuple(data_hashes(uc, state)),
         bundle_md5=deploy.outs.get(paths.bundle) if deploy else None,
@@ -279,7 +280,7 @@ def interface_of(root: Path, uc: UseCase) -> tuple[str | None, str]:
 
     From the training record (features as used, inferred or declared); None without one.
     """
-    training = _read_json(root / UseCasePaths(uc.metadata.name).training)
+    training = read_json_object(root, UseCasePaths(uc.metadata.name).training)
     if not training:
         return None, ""
     features = training.get("features")
@@ -544,11 +545,3 @@ def trailer_tags(message: str) -> set[str]:
         if sep and key in (VERSION_TRAILER, DEPLOY_TRAILER) and value.strip():
             out.add(value.split()[0])
     return out
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None

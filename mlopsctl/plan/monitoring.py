@@ -12,14 +12,13 @@ No pandas, no numpy: this runs on the `plan` and `status` paths.
 
 from __future__ import annotations
 
-import json
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlopsctl.compile.layout import MONITORING_BREACH, UseCasePaths
+from mlopsctl.spec.paths import read_json_object
 
 #: records larger than this are not ours: ignored rather than read
 _MAX_BYTES = 1 << 20
@@ -39,25 +38,9 @@ class Breach:
         return "; ".join(self.reasons) if self.reasons else "monitoring breach"
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A small JSON object from a regular file inside the repository, or None.
-
-    The file comes from a commit anyone could have made: a symlink is never followed, and a
-    file that is too large or not a JSON object counts as absent.
-    """
-    try:
-        st = path.lstat()
-        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_BYTES:
-            return None
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def read_verdict(root: Path, paths: UseCasePaths) -> dict[str, Any] | None:
     """The breach record the monitor stage committed, or None (never monitored)."""
-    return read_json(root / paths.monitoring_file(MONITORING_BREACH))
+    return read_json_object(root, paths.monitoring_file(MONITORING_BREACH), _MAX_BYTES)
 
 
 def read_breach(root: Path, paths: UseCasePaths) -> Breach | None:
@@ -75,7 +58,7 @@ def pending_retrain(root: Path, paths: UseCasePaths) -> Breach | None:
     breach = read_breach(root, paths)
     if breach is None:
         return None
-    training = read_json(root / paths.training) or {}
+    training = read_json_object(root, paths.training, _MAX_BYTES) or {}
     if training.get("monitoring_breach") == breach.id:
         return None
     return breach

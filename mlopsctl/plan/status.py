@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import posixpath
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,6 +10,7 @@ from mlopsctl.compile.layout import UseCasePaths
 from mlopsctl.plan.api import Planned
 from mlopsctl.plan.model import Action
 from mlopsctl.plan.monitoring import last_verdict, read_breach
+from mlopsctl.spec.paths import read_json_object
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ def usecase_status(planned: Planned) -> list[UseCaseStatus]:
         stages = [s for s in planned.plan.stages if s.usecase == uc.name]
         pending = [s for s in stages if s.action is not Action.SKIP]
         applied = any(planned.state.get(s.dvc_name) for s in stages)
-        verdict = _read_json(root, UseCasePaths(uc.name).gate)
-        metrics = _read_json(root, UseCasePaths(uc.name).metrics) or {}
+        verdict = read_json_object(root, UseCasePaths(uc.name).gate)
+        metrics = read_json_object(root, UseCasePaths(uc.name).metrics) or {}
         gate = "unknown" if verdict is None else ("passed" if verdict.get("passed") else "failed")
         reasons: list[str] = []
         if not applied:
@@ -140,11 +140,3 @@ def _bound(check: dict[str, Any]) -> str:
     if check.get("max") is not None:
         parts.append(f"<= {check['max']}")
     return " and ".join(parts)
-
-
-def _read_json(root: Any, rel: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads((root / rel).read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None

@@ -8,7 +8,6 @@ date, never with numbers it did not compute.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from mlopsctl.compile.layout import UseCasePaths
 from mlopsctl.plan.hashing import HashCache
 from mlopsctl.plan.model import Plan
 from mlopsctl.results import Outcome
+from mlopsctl.spec.paths import read_json_object
 
 #: the order stage statuses are listed in a commit body
 _STATUSES = ("ran", "restored", "recovered", "removed", "failed", "blocked")
@@ -121,7 +121,7 @@ def _gate_verdict(root: Path, uc: str, outcomes: dict[str, Outcome]) -> str:
     if gate.status == "failed" and path not in gate.outs:
         first = gate.message.splitlines()[0] if gate.message else "no verdict"
         return f"failed ({first})"
-    verdict = _read_json(root / path)
+    verdict = read_json_object(root, path)
     if verdict is None:
         return "failed (no verdict written)" if gate.status == "failed" else "unknown"
     checks = ", ".join(
@@ -134,14 +134,6 @@ def _gate_verdict(root: Path, uc: str, outcomes: dict[str, Outcome]) -> str:
     word = "passed" if verdict.get("passed") else "failed"
     how = "" if gate.status == "ran" else f", {gate.status}"
     return f"{word} ({checks}{how})"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 _IDLE_MARK = "(no stage ran)"

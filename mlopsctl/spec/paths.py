@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import json
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from mlopsctl.errors import MlopsctlError
 
@@ -145,6 +147,33 @@ def is_regular_file(path: Path) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
         return False
+
+
+#: the largest JSON record :func:`read_json_object` reads (a larger file counts as absent)
+MAX_JSON_BYTES = 16 << 20
+
+
+def read_json_object(
+    root: Path | str, rel: str, max_bytes: int = MAX_JSON_BYTES
+) -> dict[str, Any] | None:
+    """The JSON object of the record *rel* (a gate verdict, metrics: what a stage wrote), or None.
+
+    The file may come from a commit anyone could have made: a path that leads out of the
+    repository through a symlink is not read, a symlink at *rel* itself is not followed, and a
+    file that is missing, not regular, larger than *max_bytes*, not JSON or not an object counts
+    as absent.
+    """
+    try:
+        path = inside_repo(root, rel)
+        if not stat.S_ISREG(os.lstat(os.path.join(root, rel)).st_mode):
+            return None  # a symlink (even one inside), a directory, a FIFO
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+            return None
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError, UnsafePathError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def file_kind(mode: int) -> str:
