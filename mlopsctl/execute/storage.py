@@ -99,6 +99,18 @@ class Storage:
         """Download the object *md5* to *dest* (its parent exists)."""
         self.fs.get_file(self.object_path(md5), str(dest))
 
+    def fetch(self, md5: str, dest: Path, what: str, then: str) -> None:
+        """:meth:`get`, saying in one line when the object is gone (*what*: ``input data/x``;
+        *then*: what follows from it). Objects are never deleted by mlopsctl, but an object
+        store's expiry rule or a clean-up job may remove one between upload and download."""
+        try:
+            self.get(md5, dest)
+        except FileNotFoundError:
+            raise MlopsctlError(
+                f"{what} (object {md5}) is gone from {self.url}: deleted or expired while apply "
+                f"ran; {then}"
+            ) from None
+
     def write_text(self, name: str, text: str) -> str:
         path = posixpath.join(self.base, CHECKS, name)
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
@@ -191,7 +203,7 @@ def fetch_outputs(store: Storage, job: task.StageJob, result: task.StageResult) 
                 raise MlopsctlError(f"the worker returned {rel}, which {st.id} does not declare")
             dest = inside_repo(staging, rel)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            store.get(md5, dest)
+            store.fetch(md5, dest, f"output {rel}", f"nothing of {st.id} was recorded")
             got = file_md5(dest)
             if got != md5:
                 store.remove(store.object_path(md5))  # the next run uploads it afresh
@@ -241,7 +253,7 @@ def run_in_workspace(
             for rel, md5 in sorted(inputs.items()):
                 dest = inside_repo(ws, rel)
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                store.get(md5, dest)
+                store.fetch(md5, dest, f"input {rel}", "the next apply uploads it again")
                 if file_md5(dest) != md5:
                     raise MlopsctlError(f"input {rel} in {store.url} is corrupt (not md5 {md5})")
         except (OSError, MlopsctlError) as exc:

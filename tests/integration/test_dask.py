@@ -716,3 +716,44 @@ def test_tuning_progress_comes_back_from_a_storage_worker(
     assert done == sorted(done) and all(0 <= d <= 51 for d in done)
     assert proc.stdout.index("tuning") < proc.stdout.index("breast-cancer/train: ran")
     assert not (root / ".mlopsctl" / "progress").exists()
+
+
+#: the fault, on the workers: the first object a worker downloads has expired (a lifecycle rule
+#: of the object store, a cron job) after apply saw it in the storage and skipped its upload
+EXPIRE = """
+import mlopsctl.execute.storage as s
+def _expired(self, md5, dest, _get=s.Storage.get, _s=s):
+    if not getattr(_s, "_expired_once", False):
+        _s._expired_once = True
+        self.fs.rm_file(self.object_path(md5))
+    return _get(self, md5, dest)
+s._get, s.Storage.get = s.Storage.get, _expired
+"""
+
+
+def test_an_object_that_expires_during_an_apply_fails_its_stage_and_is_uploaded_again(
+    cluster: Any, tmp_path: Path, applied: Callable[[str], Path]
+) -> None:
+    root = applied("breast-cancer")
+    storage = tmp_path / "staging"
+    use_storage(root, "breast-cancer", cluster.scheduler.address, storage.as_uri())
+    mlopsctl(root, "apply", "--force", check=True)  # every object is in the storage now
+    lock = (root / "dvc.lock").read_bytes()
+    head = git(root, "rev-parse", "HEAD")
+    cluster.run(exec, EXPIRE)
+    try:
+        proc = mlopsctl(root, "apply", "--force")
+    finally:
+        undo = "import mlopsctl.execute.storage as s; s.Storage.get = s._get; s._expired_once = 0"
+        cluster.run(exec, undo)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out
+    assert "is gone from" in out and storage.as_uri() in out, out
+    assert "the next apply uploads it again" in out, out
+    assert (root / "dvc.lock").read_bytes() == lock  # the failed stage recorded nothing
+    assert git(root, "rev-parse", "HEAD") == head
+    # as it says: the next apply finds the object missing, uploads it and finishes
+    mlopsctl(root, "apply", "--force", check=True)
+    assert_consistent(root)
+    assert not list((root / ".mlopsctl" / "tmp").glob("*"))
