@@ -114,6 +114,9 @@ class StageStopped(BaseException):
 _RUNNING: dict[str, int] = {}
 _TARGETED: set[str] = set()
 _STOPPED: collections.deque[str] = collections.deque(maxlen=1000)  # a long-lived worker
+#: keys ``stop_stages`` was asked to stop before they reached :func:`stoppable` here (a task
+#: the worker had begun to execute, still unpickling or importing): they stop as they enter
+_CANCELLED: collections.deque[str] = collections.deque(maxlen=1000)
 _RUNNING_LOCK = threading.Lock()
 
 
@@ -152,8 +155,13 @@ def run_on_worker(
 
 @contextlib.contextmanager
 def stoppable(key: str) -> Iterator[None]:
-    """Within the block, this thread runs the stage task *key*: ``stop_stages`` may stop it."""
+    """Within the block, this thread runs the stage task *key*: ``stop_stages`` may stop it
+    (one asked to stop before it got here stops at once, without running)."""
     with _RUNNING_LOCK:
+        if key in _CANCELLED:
+            _CANCELLED.remove(key)
+            _STOPPED.append(key)
+            raise StageStopped(key)
         _RUNNING[key] = threading.get_ident()
     try:
         yield
@@ -176,17 +184,27 @@ def stop_stages(keys: list[str]) -> list[str]:
     (``PyThreadState_SetAsyncExc``), which it does at the thread's next Python instruction: a
     fit stops at its next iteration, a wait for tuning's CV fits at once (a long C loop runs on
     to its end first). The stage wrote only into its staging directory, which apply discards.
-    Only our own keys are stopped: another apply's stages on the same cluster run on.
+    Only our own keys are stopped: another apply's stages on the same cluster run on. A key not
+    running here yet is remembered: a task the worker was starting as the apply stopped (its
+    function still arriving) must not then run a whole stage nobody waits for.
     """
     stopped = []
     with _RUNNING_LOCK:
         for key in keys:
             ident = _RUNNING.get(key)
+            if ident is None and key not in _CANCELLED:
+                _CANCELLED.append(key)
             stop = ident is not None and key not in _TARGETED
             if stop and _set_async_exc(ident or 0, StageStopped) == 1:
                 _TARGETED.add(key)
                 stopped.append(key)
     return stopped
+
+
+def running_stages() -> list[str]:
+    """On a worker: the keys of the stage tasks running here now."""
+    with _RUNNING_LOCK:
+        return list(_RUNNING)
 
 
 def stopped_stages() -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from mlopsctl.compile.layout import UseCasePaths
-from mlopsctl.execute.dask_executor import stopped_stages
+from mlopsctl.execute.dask_executor import running_stages, stopped_stages
 from mlopsctl.execute.task import cores
 
 from .conftest import ENV, edit, git, make_project, mlopsctl
@@ -367,7 +367,12 @@ def test_an_interrupt_cancels_the_tasks_and_closes_the_client(
         text=True,
     )
     try:
-        _wait_for(lambda: _keys(scheduler, "_train-"), "the train task to start")
+        # running in a worker's thread, not only known to the scheduler (it may not have
+        # reached a worker yet: dask would then just drop it, with nothing to stop)
+        _wait_for(
+            lambda: any("_train-" in k for ks in cluster.run(running_stages).values() for k in ks),
+            "the train to run on a worker",
+        )
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:

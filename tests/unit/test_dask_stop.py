@@ -55,3 +55,22 @@ def test_a_stage_is_stopped_once_and_a_finished_one_not_at_all() -> None:
     assert first == ["mlopsctl-c_evaluate-4"] and second == []
     assert outcome == {"mlopsctl-c_evaluate-4": "stopped"}
     assert de.stop_stages(["mlopsctl-c_evaluate-4"]) == []  # it ended: nothing to stop
+
+
+def test_a_stage_asked_to_stop_before_it_starts_here_does_not_run() -> None:
+    """The interrupt came while the worker was starting the task (unpickling its function,
+    importing): nothing ran yet to be stopped, and the stage must not run once it gets there."""
+    assert de.stop_stages(["mlopsctl-d_train-5"]) == []  # not running here: nothing stopped now
+    ran: list[str] = []
+    try:
+        with de.stoppable("mlopsctl-d_train-5"):
+            ran.append("the stage")
+    except de.StageStopped:
+        ran.append("stopped")
+    assert ran == ["stopped"]
+    assert "mlopsctl-d_train-5" in de.stopped_stages()
+    assert "mlopsctl-d_train-5" not in de._RUNNING
+    # only that once: another apply's task under the same key (a retry) is not refused again
+    with de.stoppable("mlopsctl-d_train-5"):
+        ran.append("a later run")
+    assert ran == ["stopped", "a later run"]
