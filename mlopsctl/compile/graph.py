@@ -110,7 +110,7 @@ class GraphError(MlopsctlError):
 
 def compile_project(project: Project) -> Graph:
     stages: list[Stage] = []
-    own = {name: remote for remote, names in project.own_remotes().items() for name in names}
+    own = project.usecase_remotes()
     for ucf in project.usecases:
         remote = own.get(ucf.name, "")
         stages.extend(replace(st, remote=remote) for st in compile_usecase(ucf))

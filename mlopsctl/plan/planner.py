@@ -346,17 +346,17 @@ def moved_remotes(project: Project, graph: Graph, state: AppliedState) -> tuple[
     """The use cases of *graph* whose DVC-cached outputs dvc.yaml names another remote than
     their spec does (``infra.remote``): apply rewrites dvc.yaml and their ``.dvc`` files and
     pushes there, with no stage to run, so the plan must say so."""
-    wanted = {name: project.own_remote(name) or "" for name in graph.usecases()}
+    own = project.usecase_remotes()
+    wanted = {name: own.get(name, "") for name in graph.usecases()}
     written = _dvc_yaml_remotes(project.root)
     named: dict[str, set[str]] = {}
-    for st in graph:
-        if written is None:  # dvc.yaml names no remote: each applied use case is on the project's
-            if state.get(st.dvc_name) is not None:
-                named.setdefault(st.usecase, set()).add("")
-            continue
-        outs = written.get(st.dvc_name, {})
-        for path in st.cached_outs & outs.keys():
-            named.setdefault(st.usecase, set()).add(outs[path])
+    if written is None:  # dvc.yaml names no remote: each applied use case is on the project's
+        named = {st.usecase: {""} for st in graph if state.get(st.dvc_name) is not None}
+    else:
+        for st in graph:
+            outs = written.get(st.dvc_name, {})
+            for path in st.cached_outs & outs.keys():
+                named.setdefault(st.usecase, set()).add(outs[path])
     return tuple(
         RemotePlan(name, ", ".join(sorted(named[name])), wanted[name])
         for name in wanted

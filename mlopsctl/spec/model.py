@@ -349,13 +349,20 @@ class Project:
         remote = ucf.spec.infra.remote
         return remote if remote and remote != self.config.remote else None
 
-    def own_remotes(self) -> dict[str, list[str]]:
-        """Each use-case-own DVC remote (see :meth:`own_remote`) -> the use cases naming it."""
-        out: dict[str, list[str]] = {}
+    def usecase_remotes(self) -> dict[str, str]:
+        """Use case name -> its own DVC remote (see :meth:`own_remote`), for those with one."""
+        out = {}
         for ucf in self.usecases:
             remote = self._own_remote_of(ucf)
             if remote is not None:
-                out.setdefault(remote, []).append(ucf.name)
+                out[ucf.name] = remote
+        return out
+
+    def own_remotes(self) -> dict[str, list[str]]:
+        """Each use-case-own DVC remote (see :meth:`own_remote`) -> the use cases naming it."""
+        out: dict[str, list[str]] = {}
+        for name, remote in self.usecase_remotes().items():
+            out.setdefault(remote, []).append(name)
         return out
 
     def source_remotes(self) -> dict[str, str]:

@@ -164,12 +164,10 @@ def read_json_object(
     as absent.
     """
     try:
-        path = inside_repo(root, rel)
-        if not stat.S_ISREG(os.lstat(os.path.join(root, rel)).st_mode):
-            return None  # a symlink (even one inside), a directory, a FIFO
-        st = os.lstat(path)
+        path = inside_repo(root, rel)  # no symlinked folder on the way leads out
+        st = os.lstat(os.path.join(root, rel))  # the record itself, not what a symlink names
         if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
-            return None
+            return None  # a symlink (even one inside), a directory, a FIFO; or too large
         data = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError, UnsafePathError):
         return None

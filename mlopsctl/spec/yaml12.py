@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
 _BOOL = "tag:yaml.org,2002:bool"
-_STR = "tag:yaml.org,2002:str"
+STR_TAG = "tag:yaml.org,2002:str"
 
 
 class Loader(_BaseLoader):
@@ -29,7 +29,7 @@ class Loader(_BaseLoader):
         # A string scalar is its text (SafeConstructor.construct_yaml_str returns node.value).
         # Most values of dvc.lock are strings (paths, md5s), and PyYAML's generic path for each
         # (alias bookkeeping, constructor lookup) was the larger part of parsing it.
-        if node.tag == _STR and type(node) is ScalarNode:
+        if node.tag == STR_TAG and type(node) is ScalarNode:
             return node.value
         return super().construct_object(node, deep)
 

@@ -13,6 +13,7 @@ import yaml
 
 from mlopsctl.errors import Diagnostic
 from mlopsctl.spec.document import YamlDocument, bad_interpolations, format_path
+from mlopsctl.spec.yaml12 import STR_TAG
 from mlopsctl.spec.yaml12 import Loader as _Loader
 
 __all__ = [
@@ -30,7 +31,6 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:" + t
     for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "binary")
 }
-_STR = "tag:yaml.org,2002:str"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
 
@@ -157,7 +157,7 @@ class _Builder:
     def _scalar(self, node: yaml.Node, path: Path) -> Any:
         # A string is its text (what SafeConstructor returns for it, without its generic path);
         # dates stay strings: the schema types them, and dvc.lock round-trips them as text.
-        if node.tag == _STR or node.tag == _TIMESTAMP:
+        if node.tag == STR_TAG or node.tag == _TIMESTAMP:
             return node.value
         if node.tag in _COLLECTION_TAGS:
             self._problem(node, path, f"a scalar cannot have the YAML tag '{node.tag}'")
