@@ -7,6 +7,7 @@ on a laptop connects to a team's scheduler.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -512,6 +513,17 @@ def test_a_storage_worker_never_touches_the_repository(
         assert Path(store.object_path(digest)).read_bytes() == (root / rel).read_bytes()
 
 
+@contextlib.contextmanager
+def on_workers(cluster: Any, fault: str, undo: str) -> Iterator[None]:
+    """Within the block, every worker of *cluster* runs with the code *fault* executed (a fault
+    injected in its modules); *undo* takes it back after, whatever happened."""
+    cluster.run(exec, fault)
+    try:
+        yield
+    finally:
+        cluster.run(exec, undo)
+
+
 #: the fault, on the workers: right after a worker uploaded evaluate's metrics, their object in
 #: the storage is overwritten (a bit rot, a tampering writer), while the worker reports the md5
 #: of what it wrote
@@ -537,12 +549,9 @@ def test_a_corrupted_output_in_storage_fails_the_stage_and_records_nothing(
     git(root, "commit", "-q", "-am", "C: 0.05")
     metrics = root / "reports" / "breast-cancer" / "metrics.json"
     before = metrics.read_bytes()
-    cluster.run(exec, CORRUPT)
-    try:
+    undo = "import mlopsctl.execute.storage as s; s._upload_outputs = s._upload"
+    with on_workers(cluster, CORRUPT, undo):
         proc = mlopsctl(root, "apply")
-    finally:
-        undo = "import mlopsctl.execute.storage as s; s._upload_outputs = s._upload"
-        cluster.run(exec, undo)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     line = next(ln for ln in proc.stdout.splitlines() if "breast-cancer/evaluate" in ln)
@@ -745,12 +754,9 @@ def test_an_object_that_expires_during_an_apply_fails_its_stage_and_is_uploaded_
     mlopsctl(root, "apply", "--force", check=True)  # every object is in the storage now
     lock = (root / "dvc.lock").read_bytes()
     head = git(root, "rev-parse", "HEAD")
-    cluster.run(exec, EXPIRE)
-    try:
+    undo = "import mlopsctl.execute.storage as s; s.Storage.get = s._get; s._expired_once = 0"
+    with on_workers(cluster, EXPIRE, undo):
         proc = mlopsctl(root, "apply", "--force")
-    finally:
-        undo = "import mlopsctl.execute.storage as s; s.Storage.get = s._get; s._expired_once = 0"
-        cluster.run(exec, undo)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "Traceback" not in out
