@@ -343,7 +343,7 @@ def run(
     if not isinstance(executor, executors.InlineExecutor):  # stages elsewhere: import DVC now
         from mlopsctl.integrations import dvc
 
-        dvc.preload()
+        dvc.preload(ctx.root)
     applier = Applier(ctx.planned, plan, executor, reporter)
     try:
         with progress.watch(ctx.root, reporter):  # tuning's fits done / total, from the workers

@@ -87,8 +87,9 @@ def _classification(
     from sklearn import metrics as m
 
     classes = list(model.classes_)
-    predicted = model.predict(x)
-    proba = model.predict_proba(x) if hasattr(model, "predict_proba") else None
+    last, xt = last_step(model, x)
+    predicted = last.predict(xt)
+    proba = last.predict_proba(xt) if hasattr(last, "predict_proba") else None
     unknown = sorted({str(v) for v in y.unique()} - {str(c) for c in classes})
     out: dict[str, float] = {"accuracy": m.accuracy_score(y, predicted)}
     if problem == "binary_classification":
@@ -100,8 +101,8 @@ def _classification(
         positive = classes[1]
         if proba is not None:
             score = proba[:, 1]
-        elif hasattr(model, "decision_function"):  # e.g. SVC without probability: no log_loss
-            score = np.asarray(model.decision_function(x), dtype=float)
+        elif hasattr(last, "decision_function"):  # e.g. SVC without probability: no log_loss
+            score = np.asarray(last.decision_function(xt), dtype=float)
         else:
             raise StageFailedError(
                 "the estimator has neither predict_proba nor decision_function: "
@@ -129,6 +130,21 @@ def _classification(
     labels = [*classes, *[u for u in unknown if u not in map(str, classes)]]
     _write_confusion(ctx, files, np.asarray(y), np.asarray(predicted), labels)
     return out
+
+
+def last_step(model: Any, x: Any) -> tuple[Any, Any]:
+    """The estimator that predicts, and *x* as it receives it.
+
+    A fitted Pipeline's predict, predict_proba and decision_function each pass *x* through all
+    steps but the last, then ask the last; a classifier's evaluation asks two of them. Here the
+    steps transform *x* once and the last step answers both: the calls Pipeline makes, so the
+    same numbers, with one pass of the preprocessing less (~0.07 s per 40k rows).
+    """
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline) and len(model.steps) > 1:
+        return model.steps[-1][1], model[:-1].transform(x)
+    return model, x
 
 
 def _regression(

@@ -338,6 +338,35 @@ def test_reference_profile_predicts_the_training_set_once(tmp_path: Path) -> Non
     assert text == profile.dumps(expected)
 
 
+def test_evaluate_transforms_the_test_set_once_for_labels_and_probabilities() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlopsctl.stages.evaluate import last_step
+
+    passes: list[int] = []
+
+    class CountingScaler(StandardScaler):
+        def transform(self, x: Any, copy: Any = None) -> Any:
+            passes.append(len(x))
+            return super().transform(x, copy=copy)
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    y = (x["a"] - x["b"] + rng.normal(scale=0.5, size=300) > 0).astype(int)
+    model = Pipeline([("scale", CountingScaler()), ("model", LogisticRegression())]).fit(x, y)
+    passes.clear()
+    last, xt = last_step(model, x)
+    labels, proba = last.predict(xt), last.predict_proba(xt)
+    assert passes == [300]  # Pipeline.predict and .predict_proba would transform twice
+    assert np.array_equal(labels, model.predict(x))
+    assert np.array_equal(proba, model.predict_proba(x))
+    bare = LogisticRegression().fit(x, y)
+    same, features = last_step(bare, x)
+    assert same is bare and features is x
+
+
 def test_confusion_records_are_written_as_write_json_writes_them() -> None:
     from mlopsctl.stages.evaluate import confusion_json
 
