@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -30,6 +31,21 @@ def _share_the_cores() -> None:
 
 
 _share_the_cores()  # before anything imports numpy: the pools are sized when loaded
+
+
+def _let_sigint_through() -> None:
+    """Give SIGINT its usual meaning in this process, and so in the commands the tests start.
+
+    bash ignores SIGINT in a background job (``cmd &`` without job control: a CI step started
+    that way, ``nohup``), and a child inherits an ignored signal; mlopsctl rightly leaves it
+    ignored (``mlopsctl.interrupts.install``), so the tests that interrupt a command with
+    SIGINT, as a terminal's ^C would, waited for it to finish instead.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_let_sigint_through()
 
 CLI_ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "NO_COLOR": "1"}
 CLI_ENV.pop("CI", None)
