@@ -340,7 +340,8 @@ def run(
     if not (plan.to_apply or plan.by_action(Action.BLOCKED)):
         return [], []
     executor = executor_for(ctx.planned.project, jobs, plan, executor_kind)
-    if not isinstance(executor, executors.InlineExecutor):  # stages elsewhere: import DVC now
+    preloading = not isinstance(executor, executors.InlineExecutor)
+    if preloading:  # stages elsewhere: import DVC meanwhile
         from mlopsctl.integrations import dvc
 
         dvc.preload(ctx.root)
@@ -353,6 +354,8 @@ def run(
         raise
     finally:
         executor.shutdown()
+        if preloading:  # it opens the repository: never after the stages, whatever ended them
+            dvc.wait_for_preload()  # (an interrupted verify removes its worktree next)
     outcomes += remove_outputs(
         ctx.root, ctx.planned.state, list(plan.by_action(Action.REMOVE)), reporter
     )

@@ -7,13 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ENV, edit, git, mlopsctl
+from tests.integration.conftest import ENV, edit, git, make_project, mlopsctl
 
 pytestmark = pytest.mark.slow
 
@@ -102,3 +103,33 @@ def test_interrupted_apply_stops_everything_and_records_nothing_by_halves(
     assert "recording the 1 stage(s) it completed" in after.stderr
     assert (root / "data/slow.out").exists()
     assert mlopsctl(root, "plan", "--detailed-exitcode").returncode == 0
+
+
+def test_an_interrupted_apply_waits_for_its_dvc_preload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply's background opening of the repository (integrations.dvc.preload) never outlives
+    the stages: an interrupted verify removes its scratch worktree right after them, and the
+    opening would create DVC's folders in it again."""
+    import dvc.repo
+
+    from mlopsctl.execute import apply
+    from mlopsctl.interrupts import Interrupted
+    from mlopsctl.report.apply_view import make_reporter
+
+    root = make_project(tmp_path, "breast-cancer")
+    opening = dvc.repo.Repo.__init__
+
+    def slow_opening(self: object, *args: object, **kwargs: object) -> None:
+        if threading.current_thread().name == "mlopsctl-dvc-preload":
+            time.sleep(1.0)  # the fault: a slow file system under the repository
+        opening(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def interrupted(self: object) -> None:  # the fault: ^C as the stages start
+        raise Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(dvc.repo.Repo, "__init__", slow_opening)
+    monkeypatch.setattr(apply.Applier, "run", interrupted)
+    with pytest.raises(Interrupted):
+        apply.apply_directory(root, make_reporter(quiet=True), jobs=2)
+    assert [t for t in threading.enumerate() if t.name == "mlopsctl-dvc-preload"] == []
