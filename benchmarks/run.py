@@ -319,22 +319,30 @@ def bench_cold(b: Bench, sizes: Sequence[int]) -> dict[str, Any]:
 
 def bench_scale(b: Bench, sizes: Sequence[int]) -> dict[str, Any]:
     """No-op plan and `apply --force --no-commit` of chains of *sizes* stages (mlopsctl only)."""
-    base_root = chain_applied(b, repos.BUILTIN_STAGES)
-    rows = []
-    for n in [repos.BUILTIN_STAGES, *sorted(set(sizes))]:
-        root = base_root if n == repos.BUILTIN_STAGES else chain_applied(b, n)
-        plan, apply_ = Series(), Series()
-        # the short runs get more reps: at 6-50 stages an apply takes 3-5 s, most of it the
-        # built-in stages' imports, whose noise (+-0.5 s) would swamp 44 stages' marginal cost
-        reps = max(b.reps, 7) if n <= 50 else b.reps if n <= 200 else min(b.reps, 3)
-        for i in range(reps):
-            b.log(f"scale {n} stages: rep {i + 1}/{reps}")
-            plan.add(b.timed([b.mlopsctl, "plan", "--detailed-exitcode"], root))
-            seconds, result = b.apply(root, "--force", "--no-commit")
+    ns = [repos.BUILTIN_STAGES, *sorted(set(sizes) - {repos.BUILTIN_STAGES})]
+    roots = {n: chain_applied(b, n) for n in ns}
+    plans = {n: Series() for n in ns}
+    applies = {n: Series() for n in ns}
+    # the short runs get more reps: at 6-50 stages an apply takes 3-5 s, most of it the
+    # built-in stages' imports, whose noise (+-0.5 s) would swamp 44 stages' marginal cost
+    reps = {n: max(b.reps, 7) if n <= 50 else b.reps if n <= 200 else min(b.reps, 3) for n in ns}
+    # the sizes interleaved within every repetition (6, 10, 50, ..., 6, 10, 50, ...), as the
+    # other benchmarks interleave their tools: a per-stage figure is the difference of two
+    # sizes' medians, and the VM's speed drifts within minutes (run one size after another,
+    # the 6-stage baseline once came out slower than the 10-stage chain)
+    for i in range(max(reps.values())):
+        for n in ns:
+            if i >= reps[n]:
+                continue
+            b.log(f"scale {n} stages: rep {i + 1}/{reps[n]}")
+            plans[n].add(b.timed([b.mlopsctl, "plan", "--detailed-exitcode"], roots[n]))
+            seconds, result = b.apply(roots[n], "--force", "--no-commit")
             if sum(1 for st in result["stages"] if st["status"] == "ran") != n:
-                raise RuntimeError(f"apply --force in {root} did not run all {n} stages")
-            apply_.add(seconds)
-        rows.append({"stages": n, "plan": plan.to_json(), "apply_force": apply_.to_json()})
+                raise RuntimeError(f"apply --force in {roots[n]} did not run all {n} stages")
+            applies[n].add(seconds)
+    rows = [
+        {"stages": n, "plan": plans[n].to_json(), "apply_force": applies[n].to_json()} for n in ns
+    ]
     base = rows[0]
     for row in rows[1:]:
         extra = row["stages"] - base["stages"]
