@@ -324,8 +324,9 @@ def bench_scale(b: Bench, sizes: Sequence[int]) -> dict[str, Any]:
     plans = {n: Series() for n in ns}
     applies = {n: Series() for n in ns}
     # the short runs get more reps: at 6-50 stages an apply takes 3-5 s, most of it the
-    # built-in stages' imports, whose noise (+-0.5 s) would swamp 44 stages' marginal cost
-    reps = {n: max(b.reps, 7) if n <= 50 else b.reps if n <= 200 else min(b.reps, 3) for n in ns}
+    # built-in stages' imports, whose noise (+-0.5 s a run) would swamp 44 stages' marginal
+    # cost (~0.7 s): 11 reps, not 7, since 7 gave 50 stages 1.6 and 8.9 ms each in two runs
+    reps = {n: max(b.reps, 11) if n <= 50 else b.reps if n <= 200 else min(b.reps, 3) for n in ns}
     # the sizes interleaved within every repetition (6, 10, 50, ..., 6, 10, 50, ...), as the
     # other benchmarks interleave their tools: a per-stage figure is the difference of two
     # sizes' medians, and the VM's speed drifts within minutes (run one size after another,
