@@ -354,8 +354,8 @@ def run(
         raise
     finally:
         executor.shutdown()
-        if preloading:  # it opens the repository: never after the stages, whatever ended them
-            dvc.wait_for_preload()  # (an interrupted verify removes its worktree next)
+        if preloading:  # it opens the repository (DVC writes .dvc/tmp and its site cache):
+            dvc.wait_for_preload()  # never after the stages, nor after the project lock is let go
     outcomes += remove_outputs(
         ctx.root, ctx.planned.state, list(plan.by_action(Action.REMOVE)), reporter
     )

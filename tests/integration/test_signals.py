@@ -109,8 +109,8 @@ def test_an_interrupted_apply_waits_for_its_dvc_preload(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """apply's background opening of the repository (integrations.dvc.preload) never outlives
-    the stages: an interrupted verify removes its scratch worktree right after them, and the
-    opening would create DVC's folders in it again."""
+    the stages: an interrupted apply lets the project lock go right after them, and another
+    apply may then open the same repository (DVC writes .dvc/tmp and its site cache on opening)."""
     import dvc.repo
 
     from mlopsctl.execute import apply
