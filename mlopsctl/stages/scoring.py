@@ -260,15 +260,27 @@ class Scores:
     classes: list[Any]
 
 
+def last_step(model: Any, x: Any) -> tuple[Any, Any]:
+    """The estimator that predicts, and *x* as it receives it.
+
+    A fitted Pipeline's predict, predict_proba and decision_function each pass *x* through all
+    steps but the last, then ask the last. Here the steps transform *x* once and the last step
+    can answer several of them (evaluate asks two; scoring shares the pass between rows): the
+    calls Pipeline makes, so the same numbers. Not a pipeline: the model itself, *x* as it is.
+    """
+    steps = getattr(model, "steps", None)
+    if steps and len(steps) > 1:
+        return steps[-1][1], model[:-1].transform(x)
+    return model, x
+
+
 def predict(model: Any, frame: pd.DataFrame) -> Scores:
     """Score every row of *frame* exactly as ``model.predict(frame.iloc[[i]])`` would."""
-    steps = getattr(model, "steps", None)
     n = len(frame)
     if n == 0:
         return Scores([], None, _classes(model))
-    if steps and len(steps) > 1:
-        return predict_preprocessed(model, model[:-1].transform(frame), n)
-    return _final_scores(model, model, frame, n)  # not a pipeline: nothing to share between rows
+    final, transformed = last_step(model, frame)
+    return _final_scores(model, final, transformed, n)
 
 
 def predict_preprocessed(model: Any, transformed: Any, n: int) -> Scores:

@@ -343,7 +343,7 @@ def test_evaluate_transforms_the_test_set_once_for_labels_and_probabilities() ->
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from mlopsctl.stages.evaluate import last_step
+    from mlopsctl.stages.scoring import last_step
 
     passes: list[int] = []
 
